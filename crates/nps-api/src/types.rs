@@ -1,0 +1,444 @@
+//! Request and response types of the NPS ActivitySession API.
+//!
+//! Property names are camelCase and enum values are the strings NPS sends,
+//! exactly as in the reference pages (`shared/reference/nps-api-4.2/Models`), so
+//! that a client written for NPS works unchanged. Properties this server adds
+//! beyond the reference say so in their doc comment ("Extension:").
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+/// The state of an activity session (`SbPAM.Constants.ActionConstants+SessionStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum SessionStatus {
+    Pending,
+    Active,
+    Cancelling,
+    Complete,
+    Failed,
+    Cancelled,
+    ApprovalDenied,
+    ApprovalFailed,
+    ApprovalRequired,
+}
+
+impl SessionStatus {
+    /// Every status, in the order of the reference page.
+    pub const ALL: [SessionStatus; 9] = [
+        SessionStatus::Pending,
+        SessionStatus::Active,
+        SessionStatus::Cancelling,
+        SessionStatus::Complete,
+        SessionStatus::Failed,
+        SessionStatus::Cancelled,
+        SessionStatus::ApprovalDenied,
+        SessionStatus::ApprovalFailed,
+        SessionStatus::ApprovalRequired,
+    ];
+
+    /// The name NPS sends on the wire, e.g. `"Cancelling"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Pending => "Pending",
+            SessionStatus::Active => "Active",
+            SessionStatus::Cancelling => "Cancelling",
+            SessionStatus::Complete => "Complete",
+            SessionStatus::Failed => "Failed",
+            SessionStatus::Cancelled => "Cancelled",
+            SessionStatus::ApprovalDenied => "ApprovalDenied",
+            SessionStatus::ApprovalFailed => "ApprovalFailed",
+            SessionStatus::ApprovalRequired => "ApprovalRequired",
+        }
+    }
+
+    /// Parses the wire name back (exact match).
+    pub fn from_name(name: &str) -> Option<SessionStatus> {
+        SessionStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// A terminal status never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            SessionStatus::Complete
+                | SessionStatus::Failed
+                | SessionStatus::Cancelled
+                | SessionStatus::ApprovalDenied
+                | SessionStatus::ApprovalFailed
+        )
+    }
+}
+
+impl std::fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Severity of a session log line (`SbPAM.Constants.ActionConstants+ActionLogType`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum ActionLogType {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl ActionLogType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionLogType::Debug => "Debug",
+            ActionLogType::Info => "Info",
+            ActionLogType::Warn => "Warn",
+            ActionLogType::Error => "Error",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ActionLogType> {
+        [
+            ActionLogType::Debug,
+            ActionLogType::Info,
+            ActionLogType::Warn,
+            ActionLogType::Error,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == name)
+    }
+}
+
+/// An activity session (`SbPAM.Models.ActivitySession`): the properties of the
+/// reference model that this server fills; the nested related models
+/// (activity, managed account, action queues, ...) are not part of this API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivitySession {
+    pub id: Uuid,
+    pub created_by: Option<Uuid>,
+    pub created_by_user_name: Option<String>,
+    pub created_from_address: Option<String>,
+    pub created_date_time_utc: DateTime<Utc>,
+    pub credential_id: Option<Uuid>,
+    pub locked: bool,
+    pub login_account_name: Option<String>,
+    pub activity_id: Uuid,
+    pub activity_session_group_id: Option<Uuid>,
+    pub access_control_policy_id: Option<Uuid>,
+    pub managed_account_id: Option<Uuid>,
+    pub managed_resource_id: Option<Uuid>,
+    pub status: SessionStatus,
+    pub status_description: Option<String>,
+    pub scheduled_start_date_time_utc: DateTime<Utc>,
+    pub actual_start_date_time_utc: Option<DateTime<Utc>>,
+    pub scheduled_end_date_time_utc: Option<DateTime<Utc>>,
+    pub actual_end_date_time_utc: Option<DateTime<Utc>>,
+    pub cancelled_by: Option<Uuid>,
+    pub target_user_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub note: Option<String>,
+    pub ticket: Option<String>,
+    pub node_id: Uuid,
+    pub modified_date_time_utc: DateTime<Utc>,
+    pub allow_session_extension: bool,
+    pub session_extension_count: i32,
+    pub session_extension_minutes: i32,
+    /// The request's custom fields, as a JSON array in a string (as NPS sends them).
+    pub custom_fields: Option<String>,
+    /// Extension: the activity name given at creation (NPS nests it in `activity`).
+    pub activity_name: Option<String>,
+    /// Extension: the resource name given at creation (NPS nests it in `managedResource`).
+    pub managed_resource_name: Option<String>,
+}
+
+/// The data type of a custom field (`SbPAM.Models.CustomFieldDataType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CustomFieldDataType {
+    Integer,
+    String,
+    Boolean,
+    DateTime,
+}
+
+/// A custom field of a session request (`SbPAM.Models.CustomFieldDto`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomFieldDto {
+    #[serde(default)]
+    pub policy_id: Option<Uuid>,
+    #[serde(default)]
+    pub custom_field_data_type: Option<CustomFieldDataType>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// What CreateAsync takes (`SbPAM.Models.ActivitySessionRequest`). Every
+/// property is optional. `createdBy`, `createdByUserName` and
+/// `createdFromAddress` are accepted for compatibility and ignored: the server
+/// records the signed-in caller and the peer address instead.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivitySessionRequest {
+    #[serde(default)]
+    pub created_by: Option<Uuid>,
+    #[serde(default)]
+    pub created_by_user_name: Option<String>,
+    #[serde(default)]
+    pub created_from_address: Option<String>,
+    #[serde(default)]
+    pub activity_session_group_id: Option<Uuid>,
+    #[serde(default)]
+    pub managed_account_id: Option<Uuid>,
+    #[serde(default)]
+    pub managed_resource_id: Option<Uuid>,
+    #[serde(default)]
+    pub managed_resource_name: Option<String>,
+    #[serde(default)]
+    pub activity_id: Option<Uuid>,
+    #[serde(default)]
+    pub access_policy_id: Option<Uuid>,
+    #[serde(default)]
+    pub credential_id: Option<Uuid>,
+    #[serde(default)]
+    pub credential_domain: Option<String>,
+    #[serde(default)]
+    pub credential_username: Option<String>,
+    #[serde(default)]
+    pub credential_name: Option<String>,
+    /// When the session starts; empty means now.
+    #[serde(default)]
+    pub start_date_time_utc: Option<DateTime<Utc>>,
+    /// When the session ends; empty means start plus the server's maximum length.
+    #[serde(default)]
+    pub end_date_time_utc: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub activity_name: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    #[serde(default)]
+    pub custom_fields: Option<Vec<CustomFieldDto>>,
+}
+
+/// One line of a session's log (`SbPAM.Models.ActionLogDto`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionLogDto {
+    pub status_string: Option<String>,
+    pub status: ActionLogType,
+    pub log_message: Option<String>,
+    pub line_number: i32,
+    pub timestamp: DateTime<Utc>,
+    pub version: Option<String>,
+}
+
+/// A page of a session's log (`SbPAM.Models.ActionLogCollection`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionLogCollection {
+    pub lines: Vec<ActionLogDto>,
+    /// How many lines match the filters, before `skip` and `take`.
+    pub total_count: i32,
+    pub version: Option<String>,
+}
+
+/// The sign-in body: `{"Login": "...", "Password": "..."}`. Property names are
+/// matched without regard to case, as ASP.NET does.
+#[derive(Clone, Serialize, JsonSchema)]
+pub struct SignInBody {
+    #[serde(rename = "Login")]
+    pub login: String,
+    #[serde(rename = "Password")]
+    pub password: String,
+}
+
+impl std::fmt::Debug for SignInBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInBody")
+            .field("login", &self.login)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for SignInBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let mut login = None;
+        let mut password = None;
+        for (key, value) in map {
+            let slot = match key.to_ascii_lowercase().as_str() {
+                "login" => &mut login,
+                "password" => &mut password,
+                // Unknown properties are ignored, as ASP.NET does.
+                _ => continue,
+            };
+            match value {
+                serde_json::Value::String(s) => *slot = Some(s),
+                _ => return Err(D::Error::custom(format!("property {key} must be a string"))),
+            }
+        }
+        Ok(SignInBody {
+            login: login.ok_or_else(|| D::Error::missing_field("Login"))?,
+            password: password.ok_or_else(|| D::Error::missing_field("Password"))?,
+        })
+    }
+}
+
+/// The MFA code sent to `/signin2fa`: a bare JSON number (`123456`, as the
+/// PowerShell samples send it) or a JSON string (`"123456"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MfaCode {
+    Number(u32),
+    Text(String),
+}
+
+impl MfaCode {
+    /// The code as the six digits an authenticator shows. A number loses its
+    /// leading zeros in JSON, so they are put back.
+    pub fn digits(&self) -> String {
+        match self {
+            MfaCode::Number(n) => format!("{n:06}"),
+            MfaCode::Text(s) => s.trim().to_string(),
+        }
+    }
+}
+
+/// Which sessions GetAllActivitySessionsByStatusAsync lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionCategory {
+    /// Pending or ApprovalRequired: not started yet.
+    Pending,
+    /// Active or Cancelling: access is (still) granted.
+    Active,
+    /// Complete, Failed, Cancelled, ApprovalDenied or ApprovalFailed.
+    Historical,
+}
+
+impl SessionCategory {
+    /// The statuses this category covers.
+    pub fn statuses(self) -> &'static [SessionStatus] {
+        match self {
+            SessionCategory::Pending => &[SessionStatus::Pending, SessionStatus::ApprovalRequired],
+            SessionCategory::Active => &[SessionStatus::Active, SessionStatus::Cancelling],
+            SessionCategory::Historical => &[
+                SessionStatus::Complete,
+                SessionStatus::Failed,
+                SessionStatus::Cancelled,
+                SessionStatus::ApprovalDenied,
+                SessionStatus::ApprovalFailed,
+            ],
+        }
+    }
+}
+
+/// The largest page a listing answers; `take` above it is a 400.
+pub const MAX_TAKE: i32 = 1000;
+
+/// The path of every operation on one session.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIdPath {
+    /// The session's id.
+    pub session_id: Uuid,
+}
+
+/// Query of GetAllActivitySessionsByStatusAsync.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSessionsQuery {
+    /// `pending`, `active` or `historical`; absent lists every session.
+    pub status: Option<SessionCategory>,
+    /// Filter by host id.
+    pub target_id: Option<Uuid>,
+    /// Filter by host user id.
+    pub target_user_id: Option<Uuid>,
+    /// Extension: how many sessions to skip (newest first). Default 0.
+    #[schemars(range(min = 0))]
+    pub skip: Option<i32>,
+    /// Extension: how many sessions to answer at most. Default 100, at most 1000.
+    #[schemars(range(min = 0, max = 1000))]
+    pub take: Option<i32>,
+}
+
+/// Query of GetSessionLogsAsync.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionLogQuery {
+    /// Only lines of this level.
+    pub log_level: Option<ActionLogType>,
+    /// How many records to skip. Default 0.
+    #[schemars(range(min = 0))]
+    pub skip: Option<i32>,
+    /// How many records to answer. Default 100, at most 1000.
+    #[schemars(range(min = 0, max = 1000))]
+    pub take: Option<i32>,
+    /// Newest first when true; default oldest first.
+    pub order_descending: Option<bool>,
+    /// Only lines whose message contains this text (a plain substring, no wildcards).
+    pub filter_text: Option<String>,
+    /// Only lines at or after this time.
+    pub start_date: Option<DateTime<Utc>>,
+    /// Only lines at or before this time.
+    pub end_date: Option<DateTime<Utc>>,
+}
+
+/// The `Location` header of 201 and 202 answers: the session's URL.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct LocationHeader {
+    /// Path of the session, e.g. `/api/v1/ActivitySession/{sessionId}`.
+    pub location: String,
+}
+
+/// The `Set-Cookie` header of `/signinBody`.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct SetCookieHeader {
+    /// `NpsSignIn=<pre-MFA token>`: lets a client that keeps cookies call `/signin2fa`
+    /// without repeating the token in `Authorization`.
+    #[serde(rename = "set-cookie")]
+    pub set_cookie: String,
+}
+
+/// The path of one session, as `Location` headers carry it.
+pub fn session_location(id: Uuid) -> String {
+    format!("/api/v1/ActivitySession/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_body_matches_property_names_without_case() {
+        let body: SignInBody =
+            serde_json::from_str(r#"{"login":"a","PASSWORD":"b","extra":1}"#).unwrap();
+        assert_eq!((body.login.as_str(), body.password.as_str()), ("a", "b"));
+        assert!(serde_json::from_str::<SignInBody>(r#"{"Login":"a"}"#).is_err());
+        assert!(serde_json::from_str::<SignInBody>(r#"{"Login":1,"Password":"b"}"#).is_err());
+    }
+
+    #[test]
+    fn mfa_code_accepts_numbers_and_strings() {
+        let n: MfaCode = serde_json::from_str("12345").unwrap();
+        assert_eq!(n.digits(), "012345");
+        let s: MfaCode = serde_json::from_str(r#""654321""#).unwrap();
+        assert_eq!(s.digits(), "654321");
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in SessionStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(SessionStatus::from_name(status.as_str()), Some(status));
+        }
+    }
+}
