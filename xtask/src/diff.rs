@@ -100,6 +100,16 @@ pub fn semantic_differences(disk: &Value, api: &Value, file: &str) -> Vec<String
         set
     };
     let (disk_ops, api_ops) = (ops(disk), ops(api));
+    // What a path item holds besides its operations (path-level parameters,
+    // servers, ...): dropshot writes none, so any is drift.
+    for path in keys_of(&disk["paths"]).union(&keys_of(&api["paths"])) {
+        let (d, a) = (&disk["paths"][path], &api["paths"][path]);
+        for key in keys_of(d).union(&keys_of(a)) {
+            if !METHODS.contains(&key.as_str()) {
+                compare_field(path, key, d.get(key), a.get(key), file, &mut out);
+            }
+        }
+    }
     for (path, method) in disk_ops.union(&api_ops) {
         let name = format!("{} {path}", method.to_uppercase());
         let d = &disk["paths"][path][method];
@@ -157,7 +167,38 @@ pub fn semantic_differences(disk: &Value, api: &Value, file: &str) -> Vec<String
             out.push(format!("{key} differs{}", at(&disk[key], &api[key])));
         }
     }
+    // Whatever the checks above do not classify is still named, so that a
+    // difference never reads as "same content".
+    if out.is_empty() && disk != api {
+        out.push(format!("the document differs{}", at(disk, api)));
+    }
     out
+}
+
+/// One member `key` of `owner` (an operation or a path item), present or not
+/// on either side.
+fn compare_field(
+    owner: &str,
+    key: &str,
+    d: Option<&Value>,
+    a: Option<&Value>,
+    file: &str,
+    out: &mut Vec<String>,
+) {
+    match (d, a) {
+        (Some(d), Some(a)) if d != a => {
+            out.push(format!("{owner}: {key} differs{}", at(d, a)));
+        }
+        (Some(d), None) => out.push(format!(
+            "{owner}: {key} in {file}, not in nps-api ({file} has {})",
+            short(&Some(d.clone()))
+        )),
+        (None, Some(a)) => out.push(format!(
+            "{owner}: {key} in nps-api, missing from {file} (nps-api has {})",
+            short(&Some(a.clone()))
+        )),
+        _ => {}
+    }
 }
 
 fn keys_of(v: &Value) -> BTreeSet<String> {
@@ -227,9 +268,11 @@ fn compare_operation(name: &str, d: &Value, a: &Value, file: &str, out: &mut Vec
             ));
         }
     }
-    for key in ["requestBody", "security", "summary", "description", "tags"] {
-        if d[key] != a[key] {
-            out.push(format!("{name}: {key} differs{}", at(&d[key], &a[key])));
+    // Everything else: requestBody, security, summary, description, tags,
+    // deprecated, extensions, ...
+    for key in keys_of(d).union(&keys_of(a)) {
+        if !["operationId", "responses", "parameters"].contains(&key.as_str()) {
+            compare_field(name, key, d.get(key), a.get(key), file, out);
         }
     }
 }
@@ -257,10 +300,34 @@ fn compare_schema(name: &str, d: &Value, a: &Value, file: &str, out: &mut Vec<St
         }
     }
     if d["required"] != a["required"] {
-        out.push(format!(
-            "{name}: required is {} in {file}, {} in nps-api",
-            d["required"], a["required"]
-        ));
+        let names = |v: &Value| -> Option<BTreeSet<String>> {
+            match v {
+                Value::Null => Some(BTreeSet::new()),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_string))
+                    .collect(),
+                _ => None,
+            }
+        };
+        match (names(&d["required"]), names(&a["required"])) {
+            (Some(dr), Some(ar)) if dr != ar => {
+                for p in dr.difference(&ar) {
+                    out.push(format!(
+                        "{name}: property {p} is required in {file}, not in nps-api"
+                    ));
+                }
+                for p in ar.difference(&dr) {
+                    out.push(format!(
+                        "{name}: property {p} is required in nps-api, not in {file}"
+                    ));
+                }
+            }
+            _ => out.push(format!(
+                "{name}: required is {} in {file}, {} in nps-api",
+                d["required"], a["required"]
+            )),
+        }
     }
     if d["enum"] != a["enum"] {
         out.push(format!(
@@ -358,5 +425,52 @@ mod tests {
             found,
             vec!["schema S: property b in nps-api, missing from openapi.json"]
         );
+    }
+
+    #[test]
+    fn a_missing_summary_reads_as_missing_not_null() {
+        let api = json!({"paths": {"/x": {"get": {"operationId": "X", "summary": "Gets x"}}}});
+        let disk = json!({"paths": {"/x": {"get": {"operationId": "X"}}}});
+        let found = semantic_differences(&disk, &api, "openapi.json");
+        assert_eq!(
+            found,
+            vec![r#"GET /x: summary in nps-api, missing from openapi.json (nps-api has "Gets x")"#]
+        );
+    }
+
+    #[test]
+    fn members_outside_the_known_list_are_named() {
+        let api = json!({"paths": {"/x": {"get": {"operationId": "X"}}}});
+        let disk = json!({"paths": {"/x": {
+            "parameters": [],
+            "get": {"operationId": "X", "deprecated": true}
+        }}});
+        let found = semantic_differences(&disk, &api, "openapi.json");
+        assert_eq!(
+            found,
+            vec![
+                "/x: parameters in openapi.json, not in nps-api (openapi.json has [])",
+                "GET /x: deprecated in openapi.json, not in nps-api (openapi.json has true)",
+            ]
+        );
+    }
+
+    #[test]
+    fn required_differences_name_the_property() {
+        let api = json!({"components": {"schemas": {"S": {"required": ["a", "b"]}}}});
+        let disk = json!({"components": {"schemas": {"S": {"required": ["a"]}}}});
+        let found = semantic_differences(&disk, &api, "openapi.json");
+        assert_eq!(
+            found,
+            vec!["schema S: property b is required in nps-api, not in openapi.json"]
+        );
+    }
+
+    #[test]
+    fn an_unclassified_difference_is_still_reported() {
+        let api = json!({"paths": {}});
+        let disk = json!({"paths": {"x-note": 1}});
+        let found = semantic_differences(&disk, &api, "openapi.json");
+        assert_eq!(found.len(), 1, "{found:?}");
     }
 }
