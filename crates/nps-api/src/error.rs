@@ -133,13 +133,22 @@ impl From<HttpError> for ProblemDetails {
     fn from(error: HttpError) -> ProblemDetails {
         // Dropshot's external message is written for clients ("unable to parse
         // JSON body: ..."); the internal one may not be, so it stays in the log.
-        let detail = if error.status_code.is_server_error() {
-            "The server failed to handle this request; see the x-request-id header and the server's log."
-                .to_string()
+        if error.status_code.is_server_error() {
+            return ProblemDetails::new(
+                error.status_code,
+                "The server failed to handle this request; see the x-request-id header and the server's log.",
+            );
+        }
+        // Dropshot answers an oversized body with 400; RFC 9110 says 413.
+        let status = if error
+            .external_message
+            .starts_with("request body exceeded maximum size")
+        {
+            ErrorStatusCode::PAYLOAD_TOO_LARGE
         } else {
-            error.external_message
+            error.status_code
         };
-        ProblemDetails::new(error.status_code, detail)
+        ProblemDetails::new(status, error.external_message)
     }
 }
 
@@ -154,6 +163,16 @@ mod tests {
         assert_eq!(p.status_code().as_u16(), 400);
         assert_eq!(p.title, "Bad Request");
         assert_eq!(p.detail, "bad uuid");
+    }
+
+    #[test]
+    fn an_oversized_body_is_413() {
+        let p = ProblemDetails::from(HttpError::for_bad_request(
+            None,
+            "request body exceeded maximum size of 1024 bytes".into(),
+        ));
+        assert_eq!(p.status, 413);
+        assert_eq!(p.title, "Payload Too Large");
     }
 
     #[test]

@@ -1,1 +1,242 @@
-fn main() {}
+//! `nps-server`: parses flags and wires the layers together
+//! (HTTP handlers → sessions service → storage and lifecycle engine).
+
+mod auth;
+mod bootstrap;
+mod config;
+mod http;
+mod lifecycle;
+mod sessions;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dropshot::{
+    ConfigDropshot, ConfigLogging, ConfigLoggingIfExists, ConfigLoggingLevel, ConfigTls,
+};
+use nps_api::policy::{policy_for, Role};
+use slog::{info, warn};
+
+use crate::config::Config;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "nps-server",
+    version,
+    about = "NPS ActivitySession API server (embedded SQLite)",
+    after_help = "With no subcommand, runs the server. On first start with an empty user store it creates an Admin \
+                  from NPS_BOOTSTRAP_LOGIN, NPS_BOOTSTRAP_PASSWORD and NPS_BOOTSTRAP_TOTP_SECRET (base32), or \
+                  generates a password and TOTP secret and prints them once."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Address to listen on.
+    #[arg(long, env = "NPS_BIND", default_value = "127.0.0.1:6500")]
+    bind: SocketAddr,
+
+    /// The SQLite database file (created and migrated on first start).
+    #[arg(long, env = "NPS_DATABASE", default_value = "./nps-data/nps.db")]
+    database: PathBuf,
+
+    /// Optional TOML configuration (actions, limits, token lifetimes).
+    #[arg(long, env = "NPS_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM PKCS#8 private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Allow listening on a non-loopback address without TLS (bearer tokens
+    /// then cross the network in clear).
+    #[arg(long)]
+    allow_insecure_bind: bool,
+
+    /// Log level.
+    #[arg(long, value_enum, default_value = "info")]
+    log_level: LogLevel,
+
+    /// Write the log as JSON lines (bunyan) to this file instead of stderr.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; prints a generated password and TOTP secret once.
+    Add {
+        #[arg(long)]
+        login: String,
+        /// admin or user.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not a role: use admin or user"))
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nps-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Some(Command::User {
+                command: UserCommand::Add { login, role },
+            }) => bootstrap::add_user_command(&cli.database, login, *role).await,
+            None => serve(&cli).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nps-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let config = match &cli.config {
+        Some(path) => Config::load(path).map_err(anyhow::Error::msg)?,
+        None => Config::default(),
+    };
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(ConfigTls::AsFile {
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+        }),
+        _ => None,
+    };
+    if tls.is_none() && !cli.bind.ip().is_loopback() && !cli.allow_insecure_bind {
+        anyhow::bail!(
+            "refusing to listen on {} without TLS: bearer tokens would cross the network in clear. \
+             Give --tls-cert and --tls-key, or --allow-insecure-bind if a TLS proxy sits in front.",
+            cli.bind
+        );
+    }
+
+    let level = match cli.log_level {
+        LogLevel::Debug => ConfigLoggingLevel::Debug,
+        LogLevel::Info => ConfigLoggingLevel::Info,
+        LogLevel::Warn => ConfigLoggingLevel::Warn,
+        LogLevel::Error => ConfigLoggingLevel::Error,
+    };
+    let logging = match &cli.log_file {
+        Some(path) => ConfigLogging::File {
+            level,
+            path: path
+                .to_str()
+                .ok_or_else(|| anyhow::anyhow!("--log-file must be a UTF-8 path"))?
+                .into(),
+            if_exists: ConfigLoggingIfExists::Append,
+        },
+        None => ConfigLogging::StderrTerminal { level },
+    };
+    let log = logging
+        .to_logger("nps-server")
+        .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))?;
+    if tls.is_none() && !cli.bind.ip().is_loopback() {
+        warn!(log, "listening without TLS on a non-loopback address: tokens cross the network in clear";
+            "bind" => %cli.bind);
+    }
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cli.database)?);
+    bootstrap::first_admin(store.as_ref()).await?;
+    let node_id = store.node_id().await?;
+
+    let engine = lifecycle::Engine::new(Arc::clone(&store), config.actions.clone(), log.clone());
+    let state = Arc::new(http::AppState {
+        auth: auth::Auth::new(Arc::clone(&store), config.auth.clone(), log.clone()),
+        sessions: sessions::Sessions::new(
+            Arc::clone(&store),
+            Arc::clone(&engine),
+            config.sessions.clone(),
+            node_id,
+        ),
+        tls: tls.is_some(),
+        pre_mfa_token_minutes: config.auth.pre_mfa_token_minutes,
+    });
+
+    // The policy table must cover every operation: building the document
+    // checks the published ones, and the unpublished ping is checked here.
+    nps_api::document::openapi_document().map_err(anyhow::Error::msg)?;
+    if policy_for("Ping").is_none() {
+        anyhow::bail!("operation Ping has no auth policy in nps_api::policy::OPERATION_POLICIES");
+    }
+    let api = nps_api::nps_api_mod::api_description::<http::NpsServerImpl>()
+        .map_err(|e| anyhow::anyhow!("the API description is invalid: {e}"))?;
+    let dropshot_config = ConfigDropshot {
+        bind_address: cli.bind,
+        default_request_body_max_bytes: config.request_body_max_bytes,
+        ..ConfigDropshot::default()
+    };
+    let using_tls = tls.is_some();
+    let server = dropshot::ServerBuilder::new(api, Arc::clone(&state), log.clone())
+        .config(dropshot_config)
+        .tls(tls)
+        .start()
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.bind))?;
+    let addr = server.local_addr();
+    let url = format!("{}://{addr}", if using_tls { "https" } else { "http" });
+
+    engine.start();
+    tokio::spawn(purge_tokens(Arc::clone(&store), log.clone()));
+
+    info!(log, "nps-server started"; "url" => &url, "database" => %cli.database.display(), "node_id" => %node_id);
+    println!("nps-server listening on {url}");
+    println!(
+        "Sign in: POST {url}/signinBody {{\"Login\": ..., \"Password\": ...}}, then POST {url}/signin2fa with the TOTP code (see README.md)."
+    );
+    server
+        .await
+        .map_err(|e| anyhow::anyhow!("the server stopped: {e}"))
+}
+
+/// Deletes expired tokens every hour.
+async fn purge_tokens(store: Arc<dyn Store>, log: slog::Logger) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match store.purge_expired_tokens(chrono::Utc::now()).await {
+            Ok(n) if n > 0 => info!(log, "purged expired tokens"; "count" => n),
+            Ok(_) => {}
+            Err(e) => warn!(log, "cannot purge expired tokens"; "error" => %e),
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Sign-in (password, then TOTP code), tokens, and the enforcement of the
+//! policy table declared in `nps_api::policy`.
+//!
+//! - Passwords: argon2id (the `argon2` crate's defaults), verified on a
+//!   blocking thread. An unknown login is verified against a dummy hash, so it
+//!   costs the same time as a wrong password and gets the same answer.
+//! - TOTP: RFC 6238 via `totp-rs` (SHA-1, 6 digits, 30 s, ±1 step); each step
+//!   is accepted once per user.
+//! - Tokens: 256 random bits, base64url; only their SHA-256 is stored.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use base64::Engine as _;
+use chrono::Utc;
+use nps_api::policy::{AuthPolicy, Role};
+use sha2::{Digest, Sha256};
+use slog::{warn, Logger};
+use totp_rs::{Algorithm, Builder, Secret};
+use uuid::Uuid;
+
+use crate::config::AuthConfig;
+use crate::store::{Store, StoreError, TokenKind, TokenRecord};
+
+/// Name of the cookie `/signinBody` sets.
+pub const SIGN_IN_COOKIE: &str = "NpsSignIn";
+
+/// The signed-in caller of an operation.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub login: String,
+    pub role: Role,
+}
+
+/// Why a caller was turned away.
+#[derive(Debug)]
+pub enum AuthError {
+    Unauthorized(String),
+    Forbidden(String),
+    Throttled(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Store(e)
+    }
+}
+
+/// Random bytes from the OS.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).expect("the OS random source works");
+    buf
+}
+
+/// A new token and its hash.
+fn new_token() -> (String, [u8; 32]) {
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> String {
+    // The salt is random, from the OS.
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("argon2 hashes any password")
+        .to_string()
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A new random TOTP secret, base32 (160 bits, as RFC 4226 recommends).
+pub fn new_totp_secret() -> String {
+    Secret::from(random_bytes::<20>()).to_base32()
+}
+
+/// The `otpauth://` URI an authenticator app reads.
+pub fn otpauth_uri(login: &str, secret_base32: &str) -> String {
+    let secret = Secret::try_from_base32(secret_base32).expect("a valid base32 secret");
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .with_issuer(Some("NPS"))
+        .with_account_name(login)
+        .build_noncompliant()
+        .to_url()
+        .unwrap_or_else(|_| format!("otpauth://totp/NPS:{login}?secret={secret_base32}&issuer=NPS"))
+}
+
+/// The step a code matches now (±1 step), if any.
+fn totp_step(secret_base32: &str, code: &str, now_secs: u64) -> Option<u64> {
+    let secret = Secret::try_from_base32(secret_base32).ok()?;
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .build_noncompliant();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    totp.check(code, now_secs)
+}
+
+/// Counts failed sign-ins per login and refuses a burst.
+struct Throttle {
+    max_per_minute: u32,
+    entries: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Throttle {
+    fn key(login: &str) -> String {
+        login.to_lowercase()
+    }
+
+    fn blocked(&self, login: &str) -> bool {
+        let entries = self.entries.lock().expect("throttle lock");
+        entries
+            .get(&Throttle::key(login))
+            .is_some_and(|(start, n)| {
+                *n >= self.max_per_minute && start.elapsed() < Duration::from_secs(60)
+            })
+    }
+
+    /// Records a failure; true when this one reached the limit.
+    fn fail(&self, login: &str) -> bool {
+        let mut entries = self.entries.lock().expect("throttle lock");
+        if entries.len() > 100_000 {
+            entries.retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
+        }
+        let entry = entries
+            .entry(Throttle::key(login))
+            .or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= Duration::from_secs(60) {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+        entry.1 == self.max_per_minute
+    }
+}
+
+pub struct Auth {
+    store: Arc<dyn Store>,
+    config: AuthConfig,
+    throttle: Throttle,
+    /// MFA tokens already verified (none is revoked before it expires).
+    cache: RwLock<HashMap<[u8; 32], TokenRecord>>,
+    dummy_hash: String,
+    log: Logger,
+}
+
+impl Auth {
+    pub fn new(store: Arc<dyn Store>, config: AuthConfig, log: Logger) -> Auth {
+        let dummy_hash = hash_password(&Uuid::new_v4().to_string());
+        Auth {
+            store,
+            throttle: Throttle {
+                max_per_minute: config.max_failures_per_minute.max(1),
+                entries: Mutex::new(HashMap::new()),
+            },
+            config,
+            cache: RwLock::new(HashMap::new()),
+            dummy_hash,
+            log,
+        }
+    }
+
+    fn throttled(&self, login: &str) -> AuthError {
+        AuthError::Throttled(format!(
+            "Too many failed sign-ins for {login}. Wait a minute, then try again."
+        ))
+    }
+
+    fn record_failure(&self, login: &str, address: &str, what: &str) {
+        if self.throttle.fail(login) {
+            warn!(self.log, "sign-in throttled after repeated failures";
+                "login" => login, "address" => address, "failure" => what);
+        } else {
+            warn!(self.log, "sign-in failed"; "login" => login, "address" => address, "failure" => what);
+        }
+    }
+
+    /// `/signinBody`: answers a pre-MFA token.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<String, AuthError> {
+        if self.throttle.blocked(login) {
+            return Err(self.throttled(login));
+        }
+        let user = self.store.user_by_login(login).await?;
+        let (hash, password_owned) = match &user {
+            Some(u) => (u.password_hash.clone(), password.to_string()),
+            None => (self.dummy_hash.clone(), password.to_string()),
+        };
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password_owned, &hash))
+            .await
+            .unwrap_or(false);
+        let user = match (user, ok) {
+            (Some(u), true) => u,
+            _ => {
+                self.record_failure(login, address, "wrong login or password");
+                return Err(AuthError::Unauthorized(
+                    "Wrong login or password.".to_string(),
+                ));
+            }
+        };
+        let (token, hash) = new_token();
+        let expires =
+            Utc::now() + chrono::Duration::minutes(self.config.pre_mfa_token_minutes as i64);
+        self.store
+            .insert_token(hash, user.id, TokenKind::PreMfa, expires)
+            .await?;
+        Ok(token)
+    }
+
+    /// `/signin2fa`: checks the code against the pre-MFA token's user and
+    /// answers an MFA token.
+    pub async fn sign_in_2fa(
+        &self,
+        pre_token: Option<&str>,
+        code: &str,
+        address: &str,
+    ) -> Result<String, AuthError> {
+        let pre_token = pre_token.ok_or_else(|| {
+            AuthError::Unauthorized(
+                "Send the token of POST /signinBody as `Authorization: Bearer <token>`.".into(),
+            )
+        })?;
+        let hash = hash_token(pre_token);
+        let record = self
+            .store
+            .token(hash)
+            .await?
+            .filter(|t| t.kind == TokenKind::PreMfa && !t.revoked && t.expires_at > Utc::now());
+        let record = record.ok_or_else(|| {
+            AuthError::Unauthorized(
+                "The sign-in token is unknown, expired or revoked: sign in again with POST /signinBody.".into(),
+            )
+        })?;
+        if self.throttle.blocked(&record.login) {
+            return Err(self.throttled(&record.login));
+        }
+        let user = self
+            .store
+            .user_by_id(record.user_id)
+            .await?
+            .ok_or_else(|| AuthError::Unauthorized("The user no longer exists.".into()))?;
+        let now = Utc::now().timestamp().max(0) as u64;
+        let step = totp_step(&user.totp_secret, code, now);
+        let accepted = match step {
+            Some(step) => self.store.use_totp_step(user.id, step).await?,
+            None => false,
+        };
+        if !accepted {
+            let (count, revoked) = self
+                .store
+                .record_wrong_code(hash, self.config.max_wrong_codes)
+                .await?;
+            self.record_failure(&user.login, address, "wrong or reused MFA code");
+            let detail = if revoked {
+                warn!(self.log, "pre-MFA token revoked after wrong codes"; "login" => &user.login, "count" => count);
+                "Too many wrong codes: this sign-in is revoked. Sign in again with POST /signinBody.".to_string()
+            } else if step.is_some() {
+                "This code was used already: wait for the next one.".to_string()
+            } else {
+                format!(
+                    "Wrong code ({count} of {} tries). Send the six digits your authenticator shows now.",
+                    self.config.max_wrong_codes
+                )
+            };
+            return Err(AuthError::Unauthorized(detail));
+        }
+        // The pre-MFA token has done its job.
+        self.store.revoke_token(hash).await?;
+        let (token, mfa_hash) = new_token();
+        let expires = Utc::now() + chrono::Duration::minutes(self.config.mfa_token_minutes as i64);
+        self.store
+            .insert_token(mfa_hash, user.id, TokenKind::Mfa, expires)
+            .await?;
+        Ok(token)
+    }
+
+    /// Enforces an operation's policy on a request's bearer token.
+    pub async fn authorize(
+        &self,
+        policy: AuthPolicy,
+        bearer: Option<&str>,
+    ) -> Result<Option<Caller>, AuthError> {
+        let required_role = match policy {
+            AuthPolicy::Anonymous | AuthPolicy::PreMfaToken => return Ok(None),
+            AuthPolicy::MfaRequired { role } => role,
+        };
+        let token = bearer.ok_or_else(|| {
+            AuthError::Unauthorized(
+                "This operation needs `Authorization: Bearer <token>` with the token of POST /signin2fa.".into(),
+            )
+        })?;
+        let hash = hash_token(token);
+        let cached = self.cache.read().expect("token cache").get(&hash).cloned();
+        let record = match cached {
+            Some(r) => r,
+            None => {
+                let r = self.store.token(hash).await?.ok_or_else(|| {
+                    AuthError::Unauthorized(
+                        "The token is not valid: sign in with POST /signinBody and POST /signin2fa."
+                            .into(),
+                    )
+                })?;
+                if r.kind == TokenKind::Mfa && !r.revoked {
+                    let mut cache = self.cache.write().expect("token cache");
+                    if cache.len() > 100_000 {
+                        cache.clear();
+                    }
+                    cache.insert(hash, r.clone());
+                }
+                r
+            }
+        };
+        if record.revoked {
+            return Err(AuthError::Unauthorized(
+                "The token was revoked: sign in again.".into(),
+            ));
+        }
+        if record.expires_at <= Utc::now() {
+            self.cache.write().expect("token cache").remove(&hash);
+            return Err(AuthError::Unauthorized(
+                "The token expired: sign in again.".into(),
+            ));
+        }
+        if record.kind != TokenKind::Mfa {
+            return Err(AuthError::Unauthorized(
+                "This operation needs MFA: send the code to POST /signin2fa and use the token it answers.".into(),
+            ));
+        }
+        if let Some(role) = required_role {
+            if record.role != role {
+                return Err(AuthError::Forbidden(format!(
+                    "This operation needs the {} role.",
+                    role.as_str()
+                )));
+            }
+        }
+        Ok(Some(Caller {
+            user_id: record.user_id,
+            login: record.login,
+            role: record.role,
+        }))
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, if any.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The value of the sign-in cookie, if any.
+pub fn sign_in_cookie(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SIGN_IN_COOKIE)
+        .map(|(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let h = hash_password("s3cret");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("s3cret", &h));
+        assert!(!verify_password("s3cret!", &h));
+    }
+
+    #[test]
+    fn totp_accepts_one_step_of_skew() {
+        let secret = new_totp_secret();
+        let totp = Builder::new()
+            .with_secret(Secret::try_from_base32(&secret).unwrap())
+            .build_noncompliant();
+        let now = 1_700_000_000u64;
+        let code = totp.generate(now).to_string();
+        assert_eq!(totp_step(&secret, &code, now), Some(now / 30));
+        assert_eq!(totp_step(&secret, &code, now + 30), Some(now / 30));
+        assert_eq!(totp_step(&secret, &code, now + 90), None);
+        assert_eq!(totp_step(&secret, "12a456", now), None);
+    }
+
+    #[test]
+    fn bearer_and_cookie_parse() {
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", "bearer abc".parse().unwrap());
+        h.insert("cookie", "x=1; NpsSignIn=tok".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(sign_in_cookie(&h), Some("tok"));
+    }
+}

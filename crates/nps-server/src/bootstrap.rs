@@ -1,0 +1,118 @@
+//! Users that exist before anyone can sign in: the first Admin on first
+//! start, and `nps-server user add`.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use nps_api::policy::Role;
+use totp_rs::Secret;
+
+use crate::auth::{hash_password, new_totp_secret, otpauth_uri, random_bytes};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{NewUser, Store};
+
+fn generated_password() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<15>())
+}
+
+fn print_credentials(
+    heading: &str,
+    login: &str,
+    password: Option<&str>,
+    secret: Option<&str>,
+    uri: &str,
+) {
+    println!("{heading}");
+    println!("  login: {login}");
+    if let Some(p) = password {
+        println!("  password: {p}");
+    }
+    if let Some(s) = secret {
+        println!("  TOTP secret: {s}");
+    }
+    println!("  otpauth: {uri}");
+    if password.is_some() || secret.is_some() {
+        println!("  Store these now: they are not shown again.");
+    }
+}
+
+/// On an empty user store, creates the first Admin from `NPS_BOOTSTRAP_*`
+/// or with a generated password and secret, printed once.
+pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
+    if store.user_count().await? > 0 {
+        return Ok(());
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let login = env("NPS_BOOTSTRAP_LOGIN").unwrap_or_else(|| "admin".to_string());
+    let given_password = env("NPS_BOOTSTRAP_PASSWORD");
+    let given_secret = env("NPS_BOOTSTRAP_TOTP_SECRET");
+    if let Some(s) = &given_secret {
+        let bytes = Secret::try_from_base32(s.trim()).map_err(|_| {
+            anyhow::anyhow!("NPS_BOOTSTRAP_TOTP_SECRET is not base32 (letters A-Z and digits 2-7)")
+        })?;
+        if bytes.len() < 16 {
+            anyhow::bail!(
+                "NPS_BOOTSTRAP_TOTP_SECRET must encode at least 128 bits (26 base32 characters)"
+            );
+        }
+    }
+    let password = given_password.clone().unwrap_or_else(generated_password);
+    let secret = given_secret
+        .clone()
+        .map(|s| s.trim().to_uppercase())
+        .unwrap_or_else(new_totp_secret);
+    let hash = tokio::task::spawn_blocking({
+        let password = password.clone();
+        move || hash_password(&password)
+    })
+    .await?;
+    store
+        .add_user(NewUser {
+            login: login.clone(),
+            role: Role::Admin,
+            password_hash: hash,
+            totp_secret: secret.clone(),
+        })
+        .await?;
+    print_credentials(
+        "Created the first Admin user:",
+        &login,
+        given_password.is_none().then_some(password.as_str()),
+        given_secret.is_none().then_some(secret.as_str()),
+        &otpauth_uri(&login, &secret),
+    );
+    Ok(())
+}
+
+/// `nps-server user add --login L --role admin|user`.
+pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyhow::Result<()> {
+    let login = login.trim();
+    if login.is_empty() || login.len() > 256 {
+        anyhow::bail!("--login must be 1 to 256 characters");
+    }
+    let store = SqliteStore::open(database)?;
+    let password = generated_password();
+    let secret = new_totp_secret();
+    let hash = tokio::task::spawn_blocking({
+        let password = password.clone();
+        move || hash_password(&password)
+    })
+    .await?;
+    store
+        .add_user(NewUser {
+            login: login.to_string(),
+            role,
+            password_hash: hash,
+            totp_secret: secret.clone(),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot add {login}: {e}"))?;
+    print_credentials(
+        &format!("Added {} user:", role.as_str()),
+        login,
+        Some(&password),
+        Some(&secret),
+        &otpauth_uri(login, &secret),
+    );
+    Ok(())
+}

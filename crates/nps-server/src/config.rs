@@ -1,0 +1,467 @@
+//! The optional TOML configuration (`--config FILE`), checked at start-up: a
+//! bad file stops the server with `FILE:LINE: problem`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Everything configurable, with its defaults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub auth: AuthConfig,
+    pub sessions: SessionConfig,
+    pub actions: ActionsConfig,
+    /// Largest request body accepted (bytes); larger bodies get 413.
+    pub request_body_max_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of the token `/signinBody` answers.
+    pub pre_mfa_token_minutes: u32,
+    /// Lifetime of the MFA token `/signin2fa` answers.
+    pub mfa_token_minutes: u32,
+    /// Wrong codes that revoke a pre-MFA token.
+    pub max_wrong_codes: u32,
+    /// Failed sign-ins (password or code) per login within a minute before
+    /// further attempts get 429 for a minute.
+    pub max_failures_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            pre_mfa_token_minutes: 5,
+            mfa_token_minutes: 8 * 60,
+            max_wrong_codes: 5,
+            max_failures_per_minute: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Length of a session created without an end (minutes); also the longest
+    /// session a request may ask for.
+    pub max_length_minutes: u32,
+    /// Whether new sessions allow ExtendAsync.
+    pub allow_extension: bool,
+    /// How many times one session may be extended.
+    pub max_extensions: u32,
+    /// The most minutes one extension may add.
+    pub max_extension_minutes: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_length_minutes: 8 * 60,
+            allow_extension: true,
+            max_extensions: 3,
+            max_extension_minutes: 4 * 60,
+        }
+    }
+}
+
+/// One action of a start or end list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Runs a program (no shell); placeholders in args are filled from the session.
+    Command {
+        program: PathBuf,
+        args: Vec<String>,
+        timeout: Duration,
+    },
+    /// POSTs the session as JSON; any 2xx is success.
+    Webhook {
+        url: reqwest::Url,
+        timeout: Duration,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Command { .. } => "command",
+            Action::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+/// Start and end action lists.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActionLists {
+    pub start: Vec<Action>,
+    pub end: Vec<Action>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ActionsConfig {
+    /// Tries per action before the session is Failed.
+    pub max_attempts: u32,
+    /// Pipelines (and so action processes) running at once.
+    pub workers: usize,
+    /// First retry delay; doubles each attempt up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Lists for every activity without its own.
+    pub default: ActionLists,
+    /// Lists by activity name.
+    pub by_activity: BTreeMap<String, ActionLists>,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        ActionsConfig {
+            max_attempts: 5,
+            workers: 8,
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            default: ActionLists::default(),
+            by_activity: BTreeMap::new(),
+        }
+    }
+}
+
+impl ActionsConfig {
+    /// The lists that apply to a session of this activity.
+    pub fn lists_for(&self, activity_name: Option<&str>) -> &ActionLists {
+        activity_name
+            .and_then(|n| self.by_activity.get(n))
+            .unwrap_or(&self.default)
+    }
+
+    /// The delay before attempt `attempts + 1`.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
+        self.backoff_initial
+            .saturating_mul(factor)
+            .min(self.backoff_max)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            auth: AuthConfig::default(),
+            sessions: SessionConfig::default(),
+            actions: ActionsConfig::default(),
+            request_body_max_bytes: 64 * 1024,
+        }
+    }
+}
+
+// ---- the file as written ----------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    auth: AuthConfig,
+    sessions: SessionConfig,
+    actions: RawActions,
+    request_body_max_bytes: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawActions {
+    max_attempts: Option<Spanned<u32>>,
+    workers: Option<Spanned<u32>>,
+    backoff_initial_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    start: Vec<Spanned<RawAction>>,
+    end: Vec<Spanned<RawAction>>,
+    activity: BTreeMap<String, RawLists>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawLists {
+    start: Vec<Spanned<RawAction>>,
+    end: Vec<Spanned<RawAction>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    kind: Spanned<String>,
+    program: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+    url: Option<Spanned<String>>,
+    timeout_secs: Option<Spanned<u64>>,
+}
+
+/// A problem in the file, at a byte offset.
+struct Problem {
+    at: usize,
+    message: String,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+impl Config {
+    /// Reads and checks the file. The error names the file, the line and the problem.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
+        Config::parse(&text).map_err(|(offset, message)| match offset {
+            Some(offset) => {
+                let (line, col) = line_col(&text, offset);
+                format!("{}:{line}:{col}: {message}", path.display())
+            }
+            None => format!("{}: {message}", path.display()),
+        })
+    }
+
+    /// Parses configuration text; the error carries a byte offset when known.
+    pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            (e.span().map(|s| s.start), message)
+        })?;
+        let problem = |p: Problem| (Some(p.at), p.message);
+        let mut actions = ActionsConfig::default();
+        if let Some(n) = raw.actions.max_attempts {
+            if *n.get_ref() == 0 {
+                return Err(problem(Problem {
+                    at: n.span().start,
+                    message: "actions.max_attempts must be at least 1".into(),
+                }));
+            }
+            actions.max_attempts = n.into_inner();
+        }
+        if let Some(n) = raw.actions.workers {
+            if *n.get_ref() == 0 || *n.get_ref() > 1024 {
+                return Err(problem(Problem {
+                    at: n.span().start,
+                    message: "actions.workers must be between 1 and 1024".into(),
+                }));
+            }
+            actions.workers = n.into_inner() as usize;
+        }
+        if let Some(ms) = raw.actions.backoff_initial_ms {
+            actions.backoff_initial = Duration::from_millis(ms);
+        }
+        if let Some(ms) = raw.actions.backoff_max_ms {
+            actions.backoff_max = Duration::from_millis(ms);
+        }
+        actions.default = ActionLists {
+            start: convert_all(raw.actions.start).map_err(problem)?,
+            end: convert_all(raw.actions.end).map_err(problem)?,
+        };
+        for (name, lists) in raw.actions.activity {
+            actions.by_activity.insert(
+                name,
+                ActionLists {
+                    start: convert_all(lists.start).map_err(problem)?,
+                    end: convert_all(lists.end).map_err(problem)?,
+                },
+            );
+        }
+        let mut config = Config {
+            auth: raw.auth,
+            sessions: raw.sessions,
+            actions,
+            ..Config::default()
+        };
+        if let Some(n) = raw.request_body_max_bytes {
+            if *n.get_ref() < 1024 {
+                return Err(problem(Problem {
+                    at: n.span().start,
+                    message: "request_body_max_bytes must be at least 1024".into(),
+                }));
+            }
+            config.request_body_max_bytes = n.into_inner() as usize;
+        }
+        if config.sessions.max_length_minutes == 0 {
+            return Err((
+                None,
+                "sessions.max_length_minutes must be at least 1".into(),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+fn convert_all(raw: Vec<Spanned<RawAction>>) -> Result<Vec<Action>, Problem> {
+    raw.into_iter().map(convert).collect()
+}
+
+fn convert(raw: Spanned<RawAction>) -> Result<Action, Problem> {
+    let at = raw.span().start;
+    let raw = raw.into_inner();
+    let timeout = match &raw.timeout_secs {
+        Some(t) if *t.get_ref() == 0 || *t.get_ref() > 3600 => {
+            return Err(Problem {
+                at: t.span().start,
+                message: "timeout_secs must be between 1 and 3600".into(),
+            })
+        }
+        Some(t) => Duration::from_secs(*t.get_ref()),
+        None => Duration::from_secs(30),
+    };
+    match raw.kind.get_ref().as_str() {
+        "command" => {
+            if let Some(url) = &raw.url {
+                return Err(Problem {
+                    at: url.span().start,
+                    message: "a command action has no url (did you mean kind = \"webhook\"?)"
+                        .into(),
+                });
+            }
+            let program = raw.program.ok_or_else(|| Problem {
+                at,
+                message: "a command action needs `program`, the path of the program to run".into(),
+            })?;
+            let path = resolve_program(program.get_ref()).ok_or_else(|| Problem {
+                at: program.span().start,
+                message: format!(
+                    "program {:?} is not an executable file (give an absolute path, or a name found in PATH)",
+                    program.get_ref()
+                ),
+            })?;
+            Ok(Action::Command {
+                program: path,
+                args: raw.args,
+                timeout,
+            })
+        }
+        "webhook" => {
+            if let Some(program) = &raw.program {
+                return Err(Problem {
+                    at: program.span().start,
+                    message: "a webhook action has no program (did you mean kind = \"command\"?)"
+                        .into(),
+                });
+            }
+            let url = raw.url.ok_or_else(|| Problem {
+                at,
+                message: "a webhook action needs `url`".into(),
+            })?;
+            let parsed = reqwest::Url::parse(url.get_ref())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| Problem {
+                    at: url.span().start,
+                    message: format!("{:?} is not an http or https URL", url.get_ref()),
+                })?;
+            Ok(Action::Webhook {
+                url: parsed,
+                timeout,
+            })
+        }
+        other => Err(Problem {
+            at: raw.kind.span().start,
+            message: format!("unknown action kind {other:?}: use \"command\" or \"webhook\""),
+        }),
+    }
+}
+
+/// The program's path when it is an executable file (by path, or by name in PATH).
+fn resolve_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| executable(p))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        let (offset, message) = Config::parse(text).unwrap_err();
+        let (line, _) = line_col(text, offset.unwrap_or(0));
+        format!("{line}: {message}")
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.actions.workers, 8);
+        assert_eq!(c.actions.max_attempts, 5);
+        assert!(c.actions.default.end.is_empty());
+    }
+
+    #[test]
+    fn actions_parse_in_order_with_per_activity_lists() {
+        let c = Config::parse(
+            r#"
+[actions]
+max_attempts = 3
+workers = 2
+
+[[actions.end]]
+kind = "command"
+program = "/bin/sh"
+args = ["-c", "true", "{login}"]
+timeout_secs = 5
+
+[[actions.end]]
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
+
+[[actions.activity."Domain Admin".start]]
+kind = "command"
+program = "true"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.actions.max_attempts, 3);
+        assert_eq!(c.actions.default.end.len(), 2);
+        assert_eq!(c.actions.default.end[1].kind(), "webhook");
+        assert_eq!(c.actions.lists_for(Some("Domain Admin")).start.len(), 1);
+        assert_eq!(c.actions.lists_for(Some("other")).end.len(), 2);
+    }
+
+    #[test]
+    fn problems_name_their_line() {
+        assert_eq!(
+            err("[actions]\n\n[[actions.end]]\nkind = \"email\"\n"),
+            "4: unknown action kind \"email\": use \"command\" or \"webhook\""
+        );
+        assert!(
+            err("[[actions.end]]\nkind = \"command\"\nprogram = \"/no/such/file\"\n")
+                .starts_with("3: program \"/no/such/file\" is not an executable file")
+        );
+        assert!(
+            err("[[actions.end]]\nkind = \"webhook\"\nurl = \"ftp://x\"\n")
+                .starts_with("3: \"ftp://x\" is not an http or https URL")
+        );
+        assert!(err("[actions]\nworkerz = 3\n").starts_with("2: unknown field `workerz`"));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let a = ActionsConfig {
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(350),
+            ..ActionsConfig::default()
+        };
+        assert_eq!(a.backoff(1), Duration::from_millis(100));
+        assert_eq!(a.backoff(2), Duration::from_millis(200));
+        assert_eq!(a.backoff(3), Duration::from_millis(350));
+    }
+}

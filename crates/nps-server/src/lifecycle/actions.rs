@@ -1,0 +1,201 @@
+//! Runs one configured action for one session: a program (never through a
+//! shell) or a webhook. Both carry an idempotency key, because a crash can
+//! make an action run again (at-least-once).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nps_api::ActivitySession;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::state::Phase;
+use crate::config::Action;
+
+/// Most bytes of a program's stdout (and of its stderr) kept for the log.
+pub const OUTPUT_LIMIT: usize = 2048;
+
+/// Which action of which session is running.
+pub struct Invocation<'a> {
+    pub session: &'a ActivitySession,
+    pub phase: Phase,
+    pub index: u32,
+}
+
+impl Invocation<'_> {
+    /// Session id + phase + action index: the same on every retry and after a
+    /// restart, so an action can tell a repeat from new work.
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}", self.session.id, self.phase.as_str(), self.index)
+    }
+
+    fn login(&self) -> String {
+        self.session
+            .created_by_user_name
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// Fills `{session_id}`, `{login}`, `{activity_name}`, `{resource_name}`,
+    /// `{phase}` and `{action_key}` in an argument.
+    fn fill(&self, arg: &str) -> String {
+        let s = self.session;
+        arg.replace("{session_id}", &s.id.to_string())
+            .replace("{login}", &self.login())
+            .replace("{activity_name}", s.activity_name.as_deref().unwrap_or(""))
+            .replace(
+                "{resource_name}",
+                s.managed_resource_name.as_deref().unwrap_or(""),
+            )
+            .replace("{phase}", self.phase.as_str())
+            .replace("{action_key}", &self.key())
+    }
+}
+
+/// Runs the action; `Ok` carries what is worth logging, `Err` why it failed.
+pub async fn run(
+    action: &Action,
+    inv: &Invocation<'_>,
+    http: &reqwest::Client,
+) -> Result<String, String> {
+    match action {
+        Action::Command {
+            program,
+            args,
+            timeout,
+        } => run_command(program, args, *timeout, inv).await,
+        Action::Webhook { url, timeout } => run_webhook(url, *timeout, inv, http).await,
+    }
+}
+
+/// Reads a stream to its end, keeping the first `OUTPUT_LIMIT` bytes.
+async fn read_bounded<R: AsyncRead + Unpin>(mut r: R) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut truncated = false;
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return (kept, truncated),
+            Ok(n) => {
+                let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                truncated |= n > room;
+            }
+        }
+    }
+}
+
+fn describe_output(stdout: (Vec<u8>, bool), stderr: (Vec<u8>, bool)) -> String {
+    let part = |name: &str, (bytes, truncated): (Vec<u8>, bool)| {
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {name}: {text}{}",
+                if truncated { " [truncated]" } else { "" }
+            )
+        }
+    };
+    format!("{}{}", part("stdout", stdout), part("stderr", stderr))
+}
+
+async fn run_command(
+    program: &std::path::Path,
+    args: &[String],
+    timeout: Duration,
+    inv: &Invocation<'_>,
+) -> Result<String, String> {
+    let s = inv.session;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args.iter().map(|a| inv.fill(a)))
+        .env("NPS_SESSION_ID", s.id.to_string())
+        .env(
+            "NPS_ACTIVITY_NAME",
+            s.activity_name.as_deref().unwrap_or(""),
+        )
+        .env(
+            "NPS_RESOURCE_NAME",
+            s.managed_resource_name.as_deref().unwrap_or(""),
+        )
+        .env("NPS_LOGIN", inv.login())
+        .env("NPS_ACTION", inv.phase.as_str())
+        .env("NPS_ACTION_KEY", inv.key())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills what it started too.
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let pid = child.id();
+    let stdout = tokio::spawn(read_bounded(child.stdout.take().expect("piped")));
+    let stderr = tokio::spawn(read_bounded(child.stderr.take().expect("piped")));
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => status.map_err(|e| format!("waiting for {}: {e}", program.display()))?,
+        Err(_) => {
+            if let Some(pid) = pid {
+                // SAFETY: kill(2) with a negative pid signals that process
+                // group; it has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+            }
+            let _ = child.kill().await;
+            let output = describe_output(
+                stdout.await.unwrap_or_default(),
+                stderr.await.unwrap_or_default(),
+            );
+            return Err(format!(
+                "{} timed out after {} s and was killed{output}",
+                program.display(),
+                timeout.as_secs()
+            ));
+        }
+    };
+    let output = describe_output(
+        stdout.await.unwrap_or_default(),
+        stderr.await.unwrap_or_default(),
+    );
+    if status.success() {
+        Ok(format!("exit 0{output}"))
+    } else {
+        Err(format!(
+            "{} failed with {status}{output}",
+            program.display()
+        ))
+    }
+}
+
+async fn run_webhook(
+    url: &reqwest::Url,
+    timeout: Duration,
+    inv: &Invocation<'_>,
+    http: &reqwest::Client,
+) -> Result<String, String> {
+    let response = http
+        .post(url.clone())
+        .timeout(timeout)
+        .header("Idempotency-Key", inv.key())
+        .header("X-NPS-Action", inv.phase.as_str())
+        .json(inv.session)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                format!("{url} did not answer within {} s", timeout.as_secs())
+            } else {
+                format!("{url}: {e}")
+            }
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(format!("{url} answered {status}"))
+    } else {
+        let body = response.text().await.unwrap_or_default();
+        let body: String = body.chars().take(OUTPUT_LIMIT).collect();
+        Err(format!("{url} answered {status}: {}", body.trim()))
+    }
+}

@@ -1,0 +1,279 @@
+//! The session lifecycle engine: starts sessions at their scheduled start,
+//! ends them at their scheduled end or when DeleteAsync asks, and runs the
+//! configured start and end actions in order, with retries.
+//!
+//! Everything it owes is in the database (a session's `work`), never only in
+//! memory: timers are derived from scheduled times and `work_due`, and on
+//! start-up every session with work (e.g. one left Cancelling by a crash) is
+//! picked up again. It is woken the moment a request commits work, so ending
+//! ASAP has no polling interval. At most `workers` pipelines run at once.
+
+pub mod actions;
+pub mod state;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use nps_api::ActionLogType;
+use slog::{error, info, Logger};
+use tokio::sync::{Notify, Semaphore};
+use uuid::Uuid;
+
+use crate::config::ActionsConfig;
+use crate::store::{Actor, Store, StoreError};
+use state::{Event, Phase};
+
+/// Sessions promoted per database round trip when many are due at once.
+const PROMOTE_BATCH: u32 = 500;
+/// The engine looks at the database at least this often even when idle.
+const IDLE_WAKE: Duration = Duration::from_secs(30);
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: ActionsConfig,
+    notify: Notify,
+    in_flight: Mutex<HashSet<Uuid>>,
+    permits: Arc<Semaphore>,
+    http: reqwest::Client,
+    log: Logger,
+    /// Actions running right now (for the log).
+    running: AtomicUsize,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, config: ActionsConfig, log: Logger) -> Arc<Engine> {
+        let workers = config.workers;
+        Arc::new(Engine {
+            store,
+            config,
+            notify: Notify::new(),
+            in_flight: Mutex::new(HashSet::new()),
+            permits: Arc::new(Semaphore::new(workers)),
+            http: reqwest::Client::new(),
+            log,
+            running: AtomicUsize::new(0),
+        })
+    }
+
+    /// Whether sessions of this activity have start actions.
+    pub fn has_start_actions(&self, activity_name: Option<&str>) -> bool {
+        !self.config.lists_for(activity_name).start.is_empty()
+    }
+
+    /// Tells the engine that work was committed: it looks now.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Runs the engine until the process ends.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.run().await })
+    }
+
+    async fn run(self: Arc<Self>) {
+        info!(self.log, "lifecycle engine started"; "workers" => self.config.workers);
+        loop {
+            let wait = match self.tick().await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    error!(self.log, "lifecycle engine cannot reach storage; retrying in 1 s"; "error" => %e);
+                    Duration::from_secs(1)
+                }
+            };
+            if wait.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let _ = tokio::time::timeout(wait, self.notify.notified()).await;
+        }
+    }
+
+    /// One look at the database: promote what is due, dispatch runnable
+    /// work, and answer how long to sleep.
+    async fn tick(self: &Arc<Self>) -> Result<Duration, StoreError> {
+        let now = Utc::now();
+        let promoted = self
+            .store
+            .promote_due(now, PROMOTE_BATCH, &|name| self.has_start_actions(name))
+            .await?;
+        if promoted.started + promoted.ending > 0 {
+            info!(self.log, "scheduled transitions"; "started" => promoted.started, "ending" => promoted.ending);
+        }
+
+        let busy = self.in_flight.lock().expect("in-flight set").len();
+        let want = self.config.workers * 4;
+        let mut dispatched_all = true;
+        if busy < want {
+            let ids = self.store.runnable(now, (busy + want) as u32).await?;
+            let fetched_full = ids.len() == busy + want;
+            let mut started = 0;
+            for id in ids {
+                if started + busy >= want {
+                    dispatched_all = false;
+                    break;
+                }
+                if self.in_flight.lock().expect("in-flight set").insert(id) {
+                    started += 1;
+                    let engine = Arc::clone(self);
+                    tokio::spawn(async move {
+                        engine.run_session(id).await;
+                        engine.in_flight.lock().expect("in-flight set").remove(&id);
+                        engine.wake();
+                    });
+                }
+            }
+            dispatched_all &= !fetched_full;
+        }
+        if promoted.more {
+            return Ok(Duration::ZERO);
+        }
+        if !dispatched_all {
+            // More is runnable than was dispatched: finishing tasks wake us.
+            return Ok(IDLE_WAKE);
+        }
+        let now = Utc::now();
+        Ok(match self.store.next_due(now).await? {
+            Some(t) if t <= now => Duration::ZERO,
+            Some(t) => (t - now).to_std().unwrap_or_default().min(IDLE_WAKE),
+            None => IDLE_WAKE,
+        })
+    }
+
+    /// Runs a session's pending work as far as it can go now.
+    async fn run_session(self: &Arc<Self>, id: Uuid) {
+        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
+            return;
+        };
+        if let Err(e) = self.advance(id).await {
+            error!(self.log, "session pipeline interrupted; it resumes on the next pass";
+                "session" => %id, "error" => %e);
+        }
+    }
+
+    async fn advance(&self, id: Uuid) -> Result<(), StoreError> {
+        let system = Actor::system();
+        loop {
+            let Some(stored) = self.store.session(id).await? else {
+                return Ok(());
+            };
+            let Some(work) = stored.work.clone() else {
+                return Ok(());
+            };
+            if work.due > Utc::now() {
+                return Ok(());
+            }
+            let session = &stored.session;
+            let lists = self.config.lists_for(session.activity_name.as_deref());
+            let list = match work.phase {
+                Phase::Start => &lists.start,
+                Phase::End => &lists.end,
+            };
+            let phase = work.phase.as_str();
+            let index = work.next_action;
+            let Some(action) = list.get(index as usize) else {
+                let (event, message) = match work.phase {
+                    Phase::Start => (
+                        Event::StartFinished,
+                        format!("start pipeline finished: {} start action(s) succeeded", list.len()),
+                    ),
+                    Phase::End => (
+                        Event::EndFinished,
+                        format!(
+                            "end pipeline finished: session access revoked, {} end action(s) succeeded",
+                            list.len()
+                        ),
+                    ),
+                };
+                self.store.apply(id, event, &system, Some(message)).await?;
+                continue;
+            };
+            let label = format!(
+                "{phase} action {} of {} ({})",
+                index + 1,
+                list.len(),
+                action.kind()
+            );
+            self.store
+                .log(
+                    id,
+                    ActionLogType::Debug,
+                    format!(
+                        "{label} running, attempt {} of {}",
+                        work.attempts + 1,
+                        self.config.max_attempts
+                    ),
+                )
+                .await?;
+            let invocation = actions::Invocation {
+                session,
+                phase: work.phase,
+                index,
+            };
+            let now_running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            slog::debug!(self.log, "action started"; "session" => %id, "action" => &label, "running" => now_running);
+            let result = actions::run(action, &invocation, &self.http).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            match result {
+                Ok(output) => {
+                    self.store
+                        .apply(
+                            id,
+                            Event::ActionSucceeded {
+                                phase: work.phase,
+                                index,
+                            },
+                            &system,
+                            Some(format!("{label} succeeded: {output}")),
+                        )
+                        .await?;
+                }
+                Err(reason) => {
+                    let attempts = work.attempts + 1;
+                    if attempts >= self.config.max_attempts {
+                        let event = match work.phase {
+                            Phase::Start => Event::StartFailed,
+                            Phase::End => Event::EndFailed,
+                        };
+                        self.store
+                            .apply(
+                                id,
+                                event,
+                                &system,
+                                Some(format!(
+                                    "{label} failed {attempts} time(s), giving up: {reason}"
+                                )),
+                            )
+                            .await?;
+                        continue;
+                    }
+                    let delay = self.config.backoff(attempts);
+                    let retry_at = Utc::now()
+                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1));
+                    self.store
+                        .apply(
+                            id,
+                            Event::ActionWillRetry {
+                                phase: work.phase,
+                                index,
+                                attempts,
+                                retry_at,
+                            },
+                            &system,
+                            Some(format!(
+                                "{label} failed (attempt {attempts} of {}), retrying in {} ms: {reason}",
+                                self.config.max_attempts,
+                                delay.as_millis()
+                            )),
+                        )
+                        .await?;
+                    // The permit is released; the engine comes back at retry_at.
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Storage: every read and write of users, tokens, sessions and logs goes
+//! through the [`Store`] trait. Handlers and the lifecycle engine see only
+//! this boundary, so a PostgreSQL backend (several nodes sharing one database)
+//! can be added beside [`sqlite::SqliteStore`] without touching them.
+//!
+//! A write that returns `Ok` is durable: it was committed to disk.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nps_api::policy::Role;
+use nps_api::{ActionLogDto, ActionLogType, ActivitySession, SessionCategory};
+use uuid::Uuid;
+
+use crate::lifecycle::state::{Event, Work};
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The session's state does not allow this (a 409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A limit refuses this request (a 400).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The database cannot take writes now (read-only, disk full, locked):
+    /// a 503, worth retrying later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user as stored.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: Uuid,
+    pub login: String,
+    pub password_hash: String,
+    pub totp_secret: String,
+}
+
+/// A new user.
+pub struct NewUser {
+    pub login: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub totp_secret: String,
+}
+
+/// Which sign-in step a token proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Login and password checked; the TOTP code is still owed.
+    PreMfa,
+    /// Fully signed in.
+    Mfa,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::PreMfa => "pre",
+            TokenKind::Mfa => "mfa",
+        }
+    }
+}
+
+/// A token as stored (only its hash is).
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    pub user_id: Uuid,
+    pub login: String,
+    pub role: Role,
+    pub kind: TokenKind,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+/// Who did something, for the audit trail.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub user_id: Option<Uuid>,
+    pub name: String,
+    pub address: Option<String>,
+}
+
+impl Actor {
+    /// The server itself (timers, the lifecycle engine).
+    pub fn system() -> Actor {
+        Actor {
+            user_id: None,
+            name: "system".into(),
+            address: None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.address {
+            Some(a) => format!("{} from {a}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// A session as stored: what the API shows, plus what the engine needs.
+#[derive(Clone, Debug)]
+pub struct StoredSession {
+    pub session: ActivitySession,
+    pub work: Option<Work>,
+}
+
+/// A session to insert (CreateAsync).
+pub struct NewSession {
+    pub session: ActivitySession,
+    pub work: Option<Work>,
+    pub log_message: String,
+}
+
+/// Filters of a session listing.
+pub struct SessionFilter {
+    pub category: Option<SessionCategory>,
+    pub target_id: Option<Uuid>,
+    pub target_user_id: Option<Uuid>,
+    pub skip: u32,
+    pub take: u32,
+}
+
+/// Filters of a log query; `filter_text` is matched as a plain substring.
+pub struct LogFilter {
+    pub level: Option<ActionLogType>,
+    pub skip: u32,
+    pub take: u32,
+    pub descending: bool,
+    pub filter_text: Option<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// The limits an extension is checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct ExtensionLimits {
+    pub max_extensions: i32,
+}
+
+/// The result of applying an event.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub session: StoredSession,
+    pub changed: bool,
+}
+
+/// What [`Store::promote_due`] did.
+#[derive(Clone, Debug, Default)]
+pub struct Promoted {
+    pub started: usize,
+    pub ending: usize,
+    /// More were due than the batch took.
+    pub more: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// This server's node id (created on first start).
+    async fn node_id(&self) -> StoreResult<Uuid>;
+
+    // Users and tokens.
+    async fn user_count(&self) -> StoreResult<u64>;
+    async fn add_user(&self, user: NewUser) -> StoreResult<User>;
+    async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+    /// Records that a TOTP step was used; false when that step (or a later
+    /// one) was used already, so each code is accepted once.
+    async fn use_totp_step(&self, user_id: Uuid, step: u64) -> StoreResult<bool>;
+    async fn insert_token(
+        &self,
+        hash: [u8; 32],
+        user_id: Uuid,
+        kind: TokenKind,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn token(&self, hash: [u8; 32]) -> StoreResult<Option<TokenRecord>>;
+    /// Counts a wrong code against a pre-MFA token; revokes it at `limit`.
+    /// Answers the count and whether the token is now revoked.
+    async fn record_wrong_code(&self, hash: [u8; 32], limit: u32) -> StoreResult<(u32, bool)>;
+    async fn revoke_token(&self, hash: [u8; 32]) -> StoreResult<()>;
+    /// Deletes tokens that expired before `before`.
+    async fn purge_expired_tokens(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    // Sessions.
+    async fn insert_session(&self, new: NewSession, actor: &Actor) -> StoreResult<StoredSession>;
+    async fn session(&self, id: Uuid) -> StoreResult<Option<StoredSession>>;
+    async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<ActivitySession>>;
+    /// Applies an event through [`crate::lifecycle::state::transition`] and
+    /// writes its log line, in one transaction.
+    async fn apply(
+        &self,
+        id: Uuid,
+        event: Event,
+        actor: &Actor,
+        message: Option<String>,
+    ) -> StoreResult<Applied>;
+    async fn extend(
+        &self,
+        id: Uuid,
+        minutes: i32,
+        limits: ExtensionLimits,
+        actor: &Actor,
+    ) -> StoreResult<StoredSession>;
+    /// Appends a line to a session's log.
+    async fn log(&self, id: Uuid, level: ActionLogType, message: String) -> StoreResult<()>;
+    async fn logs(&self, id: Uuid, filter: &LogFilter) -> StoreResult<(Vec<ActionLogDto>, i32)>;
+
+    // The lifecycle engine's view.
+    /// Starts due Pending sessions and begins the end of due Active ones, at
+    /// most `limit` of each per call.
+    async fn promote_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        has_start_actions: &(dyn for<'a> Fn(Option<&'a str>) -> bool + Send + Sync),
+    ) -> StoreResult<Promoted>;
+    /// Sessions with work due at `now`, oldest due first.
+    async fn runnable(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Uuid>>;
+    /// The earliest future time something becomes due (a scheduled start, a
+    /// scheduled end, a retry), if any.
+    async fn next_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
+}

@@ -1,0 +1,85 @@
+-- nps-server's SQLite schema. Every statement is idempotent: it runs at each
+-- start, so a fresh file is created and an existing one is left as it is.
+-- Times are microseconds since the Unix epoch (UTC).
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    id             TEXT PRIMARY KEY,
+    login          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    role           TEXT NOT NULL,
+    password_hash  TEXT NOT NULL,   -- argon2id, PHC string
+    totp_secret    TEXT NOT NULL,   -- base32
+    last_totp_step INTEGER NOT NULL DEFAULT 0,
+    created_at     INTEGER NOT NULL
+);
+
+-- Only the SHA-256 of a token is stored.
+CREATE TABLE IF NOT EXISTS tokens (
+    hash         BLOB PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id),
+    kind         TEXT NOT NULL,     -- 'pre' (password checked) or 'mfa'
+    expires_at   INTEGER NOT NULL,
+    failed_codes INTEGER NOT NULL DEFAULT 0,
+    revoked      INTEGER NOT NULL DEFAULT 0,
+    created_at   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sessions (
+    id                        TEXT PRIMARY KEY,
+    created_by                TEXT,
+    created_by_login          TEXT NOT NULL,
+    created_from              TEXT,
+    created_at                INTEGER NOT NULL,
+    modified_at               INTEGER NOT NULL,
+    status                    TEXT NOT NULL,
+    status_description        TEXT,
+    scheduled_start           INTEGER NOT NULL,
+    actual_start              INTEGER,
+    scheduled_end             INTEGER,
+    actual_end                INTEGER,
+    cancelled_by              TEXT,
+    activity_id               TEXT NOT NULL,
+    activity_name             TEXT,
+    activity_session_group_id TEXT,
+    access_policy_id          TEXT,
+    managed_account_id        TEXT,
+    managed_resource_id       TEXT,
+    managed_resource_name     TEXT,
+    credential_id             TEXT,
+    login_account_name        TEXT,
+    note                      TEXT,
+    ticket                    TEXT,
+    custom_fields             TEXT,
+    target_id                 TEXT,
+    target_user_id            TEXT,
+    node_id                   TEXT NOT NULL,
+    allow_extension           INTEGER NOT NULL,
+    extension_count           INTEGER NOT NULL DEFAULT 0,
+    extension_minutes         INTEGER NOT NULL DEFAULT 0,
+    -- Work the lifecycle engine owes this session (NULL phase: none).
+    work_phase                TEXT,      -- 'start' or 'end'
+    work_index                INTEGER,   -- next action to run
+    work_attempts             INTEGER,   -- failed attempts of that action
+    work_due                  INTEGER,   -- not before (backoff)
+    end_target                TEXT       -- status reached when the end phase succeeds
+);
+
+CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, created_at DESC);
+CREATE INDEX IF NOT EXISTS sessions_work_due ON sessions (work_due) WHERE work_phase IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sessions_pending_start ON sessions (scheduled_start) WHERE status = 'Pending';
+CREATE INDEX IF NOT EXISTS sessions_active_end ON sessions (scheduled_end)
+    WHERE status = 'Active' AND work_phase IS NULL;
+
+CREATE TABLE IF NOT EXISTS session_log (
+    session_id TEXT NOT NULL,
+    line       INTEGER NOT NULL,
+    level      TEXT NOT NULL,
+    message    TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (session_id, line)
+) WITHOUT ROWID;

@@ -1,0 +1,995 @@
+//! The embedded SQLite backend.
+//!
+//! - WAL mode with `synchronous = FULL`: a committed write is on disk.
+//! - One writer thread owns the write connection and commits concurrent
+//!   writes together (group commit): each write runs in its own savepoint, so
+//!   one failing write does not undo the others, and every caller is answered
+//!   only after the shared COMMIT returned. Many concurrent DELETEs cost one
+//!   fsync, not one each.
+//! - Reads use a small pool of read-only connections on blocking threads.
+//! - Every value is bound as a parameter; no input is pasted into SQL.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use nps_api::policy::Role;
+use nps_api::{ActionLogDto, ActionLogType, ActivitySession, SessionStatus};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use uuid::Uuid;
+
+use super::*;
+use crate::lifecycle::state::{self, Event, Outcome, Phase, Work};
+
+const SCHEMA: &str = include_str!("schema.sql");
+/// Most writes committed together.
+const MAX_BATCH: usize = 512;
+
+/// Microseconds since the epoch: how times are stored.
+fn to_micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ReadOnly | DiskFull | DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure => {
+                StoreError::Unavailable(e.to_string())
+            }
+            ConstraintViolation => StoreError::Conflict(e.to_string()),
+            _ => StoreError::Internal(e.to_string()),
+        },
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// A write run by the writer thread inside the shared transaction.
+trait WriteJob: Send {
+    fn run(&mut self, conn: &Connection);
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct Job<T, F> {
+    f: Option<F>,
+    result: Option<StoreResult<T>>,
+    reply: tokio::sync::oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T: Send, F> WriteJob for Job<T, F>
+where
+    F: FnOnce(&Connection) -> StoreResult<T> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        let f = self.f.take().expect("a job runs once");
+        let result = match conn.execute_batch("SAVEPOINT job") {
+            Err(e) => Err(map_err(e)),
+            Ok(()) => {
+                let r = f(conn);
+                let end = if r.is_ok() {
+                    conn.execute_batch("RELEASE job")
+                } else {
+                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                };
+                match end {
+                    Ok(()) => r,
+                    Err(e) => Err(map_err(e)),
+                }
+            }
+        };
+        self.result = Some(result);
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let result = match commit {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(StoreError::Internal("job did not run".into()))),
+            Err(e) => Err(StoreError::Unavailable(e)),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<mpsc::Sender<Box<dyn WriteJob>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating when needed) the database at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!("cannot create the directory {}: {e}", dir.display())
+                })?;
+            }
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+        configure(&conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| anyhow::anyhow!("cannot migrate the database {}: {e}", path.display()))?;
+        let existing: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if existing.is_none() {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('node_id', ?1)",
+                params![Uuid::new_v4().to_string()],
+            )?;
+        }
+
+        let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        std::thread::Builder::new()
+            .name("nps-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(Job {
+            f: Some(f),
+            result: None,
+            reply,
+        });
+        self.writer
+            .lock()
+            .expect("writer lock")
+            .send(job)
+            .map_err(|_| StoreError::Internal("the writer thread stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Internal("the writer thread dropped a write".into()))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().expect("reader pool").pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(map_err)?;
+                    configure(&c).map_err(map_err)?;
+                    c
+                }
+            };
+            let result = f(&conn);
+            let mut pool = readers.lock().expect("reader pool");
+            if pool.len() < 16 {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            for job in batch {
+                job.finish(Err(e.to_string()));
+            }
+            continue;
+        }
+        for job in batch.iter_mut() {
+            job.run(&conn);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        });
+        for job in batch {
+            job.finish(commit.clone());
+        }
+    }
+}
+
+// ---- rows ----------------------------------------------------------------
+
+const SESSION_COLUMNS: &str = "id, created_by, created_by_login, created_from, created_at, \
+    modified_at, status, status_description, scheduled_start, actual_start, scheduled_end, \
+    actual_end, cancelled_by, activity_id, activity_name, activity_session_group_id, \
+    access_policy_id, managed_account_id, managed_resource_id, managed_resource_name, \
+    credential_id, login_account_name, note, ticket, custom_fields, target_id, target_user_id, \
+    node_id, allow_extension, extension_count, extension_minutes, work_phase, work_index, \
+    work_attempts, work_due, end_target";
+
+fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
+    let s: String = row.get(idx)?;
+    Uuid::parse_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn opt_uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Option<Uuid>> {
+    let s: Option<String> = row.get(idx)?;
+    s.map(|s| {
+        Uuid::parse_str(&s).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+fn status_col(row: &Row, idx: usize) -> rusqlite::Result<SessionStatus> {
+    let s: String = row.get(idx)?;
+    SessionStatus::from_name(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown status {s}").into(),
+        )
+    })
+}
+
+fn session_from_row(row: &Row) -> rusqlite::Result<StoredSession> {
+    let opt_time = |idx: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        Ok(row.get::<_, Option<i64>>(idx)?.map(from_micros))
+    };
+    let session = ActivitySession {
+        id: uuid_col(row, 0)?,
+        created_by: opt_uuid_col(row, 1)?,
+        created_by_user_name: row.get(2)?,
+        created_from_address: row.get(3)?,
+        created_date_time_utc: from_micros(row.get(4)?),
+        modified_date_time_utc: from_micros(row.get(5)?),
+        status: status_col(row, 6)?,
+        status_description: row.get(7)?,
+        scheduled_start_date_time_utc: from_micros(row.get(8)?),
+        actual_start_date_time_utc: opt_time(9)?,
+        scheduled_end_date_time_utc: opt_time(10)?,
+        actual_end_date_time_utc: opt_time(11)?,
+        cancelled_by: opt_uuid_col(row, 12)?,
+        activity_id: uuid_col(row, 13)?,
+        activity_name: row.get(14)?,
+        activity_session_group_id: opt_uuid_col(row, 15)?,
+        access_control_policy_id: opt_uuid_col(row, 16)?,
+        managed_account_id: opt_uuid_col(row, 17)?,
+        managed_resource_id: opt_uuid_col(row, 18)?,
+        managed_resource_name: row.get(19)?,
+        credential_id: opt_uuid_col(row, 20)?,
+        login_account_name: row.get(21)?,
+        note: row.get(22)?,
+        ticket: row.get(23)?,
+        custom_fields: row.get(24)?,
+        target_id: opt_uuid_col(row, 25)?,
+        target_user_id: opt_uuid_col(row, 26)?,
+        node_id: uuid_col(row, 27)?,
+        allow_session_extension: row.get(28)?,
+        session_extension_count: row.get(29)?,
+        session_extension_minutes: row.get(30)?,
+        locked: false,
+    };
+    let phase: Option<String> = row.get(31)?;
+    let work = match phase.as_deref().and_then(Phase::parse) {
+        None => None,
+        Some(phase) => Some(Work {
+            phase,
+            next_action: row.get::<_, i64>(32)? as u32,
+            attempts: row.get::<_, i64>(33)? as u32,
+            due: from_micros(row.get(34)?),
+            end_target: row
+                .get::<_, Option<String>>(35)?
+                .and_then(|s| SessionStatus::from_name(&s)),
+        }),
+    };
+    Ok(StoredSession { session, work })
+}
+
+fn load_session(conn: &Connection, id: Uuid) -> StoreResult<Option<StoredSession>> {
+    conn.prepare_cached(&format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
+    ))
+    .map_err(map_err)?
+    .query_row(params![id.to_string()], session_from_row)
+    .optional()
+    .map_err(map_err)
+}
+
+fn append_log(
+    conn: &Connection,
+    id: Uuid,
+    level: ActionLogType,
+    message: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO session_log (session_id, line, level, message, at) VALUES \
+         (?1, (SELECT COALESCE(MAX(line), 0) + 1 FROM session_log WHERE session_id = ?1), ?2, ?3, ?4)",
+    )
+    .map_err(map_err)?
+    .execute(params![id.to_string(), level.as_str(), message, to_micros(at)])
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn opt_str(u: Option<Uuid>) -> Option<String> {
+    u.map(|u| u.to_string())
+}
+
+fn insert_session_row(
+    conn: &Connection,
+    s: &ActivitySession,
+    work: Option<&Work>,
+    creator_login: &str,
+) -> StoreResult<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
+         ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
+    ))
+    .map_err(map_err)?
+    .execute(rusqlite::params![
+        s.id.to_string(),
+        opt_str(s.created_by),
+        creator_login,
+        s.created_from_address,
+        to_micros(s.created_date_time_utc),
+        to_micros(s.modified_date_time_utc),
+        s.status.as_str(),
+        s.status_description,
+        to_micros(s.scheduled_start_date_time_utc),
+        s.actual_start_date_time_utc.map(to_micros),
+        s.scheduled_end_date_time_utc.map(to_micros),
+        s.actual_end_date_time_utc.map(to_micros),
+        opt_str(s.cancelled_by),
+        s.activity_id.to_string(),
+        s.activity_name,
+        opt_str(s.activity_session_group_id),
+        opt_str(s.access_control_policy_id),
+        opt_str(s.managed_account_id),
+        opt_str(s.managed_resource_id),
+        s.managed_resource_name,
+        opt_str(s.credential_id),
+        s.login_account_name,
+        s.note,
+        s.ticket,
+        s.custom_fields,
+        opt_str(s.target_id),
+        opt_str(s.target_user_id),
+        s.node_id.to_string(),
+        s.allow_session_extension,
+        s.session_extension_count,
+        s.session_extension_minutes,
+        work.map(|w| w.phase.as_str()),
+        work.map(|w| w.next_action as i64),
+        work.map(|w| w.attempts as i64),
+        work.map(|w| to_micros(w.due)),
+        work.and_then(|w| w.end_target).map(SessionStatus::as_str),
+    ])
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Applies an event to a loaded row (inside the writer's transaction).
+fn apply_event(
+    conn: &Connection,
+    id: Uuid,
+    event: &Event,
+    actor: &Actor,
+    message: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<Applied> {
+    let current = load_session(conn, id)?.ok_or(StoreError::NotFound)?;
+    let change = match state::transition(current.session.status, current.work.as_ref(), event, now)
+    {
+        Outcome::NoChange => {
+            return Ok(Applied {
+                session: current,
+                changed: false,
+            })
+        }
+        Outcome::Apply(change) => change,
+    };
+    let s = &current.session;
+    let work = change.work.as_ref();
+    let description = change.description.clone().or(s.status_description.clone());
+    conn.prepare_cached(
+        "UPDATE sessions SET status = ?2, status_description = ?3, modified_at = ?4, \
+         actual_start = CASE WHEN ?5 THEN ?4 ELSE actual_start END, \
+         actual_end = CASE WHEN ?6 THEN ?4 ELSE actual_end END, \
+         cancelled_by = CASE WHEN ?7 THEN ?8 ELSE cancelled_by END, \
+         work_phase = ?9, work_index = ?10, work_attempts = ?11, work_due = ?12, end_target = ?13 \
+         WHERE id = ?1",
+    )
+    .map_err(map_err)?
+    .execute(params![
+        id.to_string(),
+        change.status.as_str(),
+        description,
+        to_micros(now),
+        change.set_actual_start,
+        change.set_actual_end,
+        change.set_cancelled_by,
+        opt_str(actor.user_id),
+        work.map(|w| w.phase.as_str()),
+        work.map(|w| w.next_action as i64),
+        work.map(|w| w.attempts as i64),
+        work.map(|w| to_micros(w.due)),
+        work.and_then(|w| w.end_target).map(SessionStatus::as_str),
+    ])
+    .map_err(map_err)?;
+    let line = match (message, change.status != s.status) {
+        (Some(m), true) => Some(format!(
+            "{} -> {} by {}: {m}",
+            s.status,
+            change.status,
+            actor.describe()
+        )),
+        (None, true) => Some(format!(
+            "{} -> {} by {}",
+            s.status,
+            change.status,
+            actor.describe()
+        )),
+        (Some(m), false) => Some(m.to_string()),
+        (None, false) => None,
+    };
+    if let Some(line) = line {
+        append_log(conn, id, state::log_level(event), &line, now)?;
+    }
+    let session = load_session(conn, id)?.ok_or(StoreError::NotFound)?;
+    Ok(Applied {
+        session,
+        changed: true,
+    })
+}
+
+fn user_from_row(row: &Row) -> rusqlite::Result<User> {
+    Ok(User {
+        id: uuid_col(row, 0)?,
+        login: row.get(1)?,
+        password_hash: row.get(3)?,
+        totp_secret: row.get(4)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn node_id(&self) -> StoreResult<Uuid> {
+        self.read(|c| {
+            let s: String = c
+                .query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(map_err)?;
+            Uuid::parse_str(&s).map_err(|e| StoreError::Internal(e.to_string()))
+        })
+        .await
+    }
+
+    async fn user_count(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn add_user(&self, user: NewUser) -> StoreResult<User> {
+        self.write(move |c| {
+            let id = Uuid::new_v4();
+            c.execute(
+                "INSERT INTO users (id, login, role, password_hash, totp_secret, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    id.to_string(),
+                    user.login,
+                    user.role.as_str(),
+                    user.password_hash,
+                    user.totp_secret,
+                    to_micros(Utc::now())
+                ],
+            )
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("a user with login {} exists", user.login))
+                }
+                other => other,
+            })?;
+            Ok(User {
+                id,
+                login: user.login,
+                password_hash: user.password_hash,
+                totp_secret: user.totp_secret,
+            })
+        })
+        .await
+    }
+
+    async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
+        let login = login.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, login, role, password_hash, totp_secret FROM users WHERE login = ?1",
+            )
+            .map_err(map_err)?
+            .query_row(params![login], user_from_row)
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, login, role, password_hash, totp_secret FROM users WHERE id = ?1",
+            )
+            .map_err(map_err)?
+            .query_row(params![id.to_string()], user_from_row)
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn use_totp_step(&self, user_id: Uuid, step: u64) -> StoreResult<bool> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET last_totp_step = ?2 WHERE id = ?1 AND last_totp_step < ?2",
+                    params![user_id.to_string(), step as i64],
+                )
+                .map_err(map_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn insert_token(
+        &self,
+        hash: [u8; 32],
+        user_id: Uuid,
+        kind: TokenKind,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO tokens (hash, user_id, kind, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    hash.to_vec(),
+                    user_id.to_string(),
+                    kind.as_str(),
+                    to_micros(expires_at),
+                    to_micros(Utc::now())
+                ],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn token(&self, hash: [u8; 32]) -> StoreResult<Option<TokenRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT t.user_id, u.login, u.role, t.kind, t.expires_at, t.revoked \
+                 FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
+            )
+            .map_err(map_err)?
+            .query_row(params![hash.to_vec()], |r| {
+                let role: String = r.get(2)?;
+                let kind: String = r.get(3)?;
+                Ok(TokenRecord {
+                    user_id: uuid_col(r, 0)?,
+                    login: r.get(1)?,
+                    role: Role::parse(&role).unwrap_or(Role::User),
+                    kind: if kind == "mfa" {
+                        TokenKind::Mfa
+                    } else {
+                        TokenKind::PreMfa
+                    },
+                    expires_at: from_micros(r.get(4)?),
+                    revoked: r.get(5)?,
+                })
+            })
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn record_wrong_code(&self, hash: [u8; 32], limit: u32) -> StoreResult<(u32, bool)> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE tokens SET failed_codes = failed_codes + 1, \
+                 revoked = CASE WHEN failed_codes + 1 >= ?2 THEN 1 ELSE revoked END WHERE hash = ?1",
+                params![hash.to_vec(), limit],
+            )
+            .map_err(map_err)?;
+            c.query_row(
+                "SELECT failed_codes, revoked FROM tokens WHERE hash = ?1",
+                params![hash.to_vec()],
+                |r| Ok((r.get::<_, i64>(0)? as u32, r.get(1)?)),
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, hash: [u8; 32]) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE tokens SET revoked = 1 WHERE hash = ?1",
+                params![hash.to_vec()],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_expired_tokens(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM tokens WHERE expires_at < ?1",
+                params![to_micros(before)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn insert_session(&self, new: NewSession, actor: &Actor) -> StoreResult<StoredSession> {
+        let actor_name = actor.name.clone();
+        self.write(move |c| {
+            let s = &new.session;
+            insert_session_row(c, s, new.work.as_ref(), &actor_name)?;
+            append_log(
+                c,
+                s.id,
+                ActionLogType::Info,
+                &new.log_message,
+                s.created_date_time_utc,
+            )?;
+            Ok(StoredSession {
+                session: new.session,
+                work: new.work,
+            })
+        })
+        .await
+    }
+
+    async fn session(&self, id: Uuid) -> StoreResult<Option<StoredSession>> {
+        self.read(move |c| load_session(c, id)).await
+    }
+
+    async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<ActivitySession>> {
+        let statuses: Vec<String> = filter
+            .category
+            .map(|c| {
+                c.statuses()
+                    .iter()
+                    .map(|s| s.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let target = opt_str(filter.target_id);
+        let target_user = opt_str(filter.target_user_id);
+        let (skip, take) = (filter.skip as i64, filter.take as i64);
+        self.read(move |c| {
+            // Up to five statuses per category; unused slots are NULL.
+            let slot = |i: usize| statuses.get(i).cloned();
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions \
+                     WHERE (?1 IS NULL OR status IN (?1, ?2, ?3, ?4, ?5)) \
+                     AND (?6 IS NULL OR target_id = ?6) AND (?7 IS NULL OR target_user_id = ?7) \
+                     ORDER BY created_at DESC, id DESC LIMIT ?8 OFFSET ?9"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        slot(0),
+                        slot(1),
+                        slot(2),
+                        slot(3),
+                        slot(4),
+                        target,
+                        target_user,
+                        take,
+                        skip
+                    ],
+                    session_from_row,
+                )
+                .map_err(map_err)?;
+            rows.map(|r| r.map(|s| s.session).map_err(map_err))
+                .collect()
+        })
+        .await
+    }
+
+    async fn apply(
+        &self,
+        id: Uuid,
+        event: Event,
+        actor: &Actor,
+        message: Option<String>,
+    ) -> StoreResult<Applied> {
+        let actor = actor.clone();
+        self.write(move |c| apply_event(c, id, &event, &actor, message.as_deref(), Utc::now()))
+            .await
+    }
+
+    async fn extend(
+        &self,
+        id: Uuid,
+        minutes: i32,
+        limits: ExtensionLimits,
+        actor: &Actor,
+    ) -> StoreResult<StoredSession> {
+        let actor = actor.clone();
+        self.write(move |c| {
+            let now = Utc::now();
+            let current = load_session(c, id)?.ok_or(StoreError::NotFound)?;
+            let s = &current.session;
+            if !matches!(s.status, SessionStatus::Active | SessionStatus::Pending)
+                || current.work.as_ref().is_some_and(|w| w.phase == Phase::End)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "the session is {}: only a Pending or Active session can be extended",
+                    s.status
+                )));
+            }
+            if !s.allow_session_extension {
+                return Err(StoreError::Refused(
+                    "this session does not allow extension".into(),
+                ));
+            }
+            if s.session_extension_count >= limits.max_extensions {
+                return Err(StoreError::Refused(format!(
+                    "the session was extended {} times already, the most allowed",
+                    s.session_extension_count
+                )));
+            }
+            let old_end = s
+                .scheduled_end_date_time_utc
+                .unwrap_or(s.scheduled_start_date_time_utc);
+            let new_end = old_end + chrono::Duration::minutes(minutes as i64);
+            c.execute(
+                "UPDATE sessions SET scheduled_end = ?2, extension_count = extension_count + 1, \
+                 extension_minutes = extension_minutes + ?3, modified_at = ?4 WHERE id = ?1",
+                params![id.to_string(), to_micros(new_end), minutes, to_micros(now)],
+            )
+            .map_err(map_err)?;
+            append_log(
+                c,
+                id,
+                ActionLogType::Info,
+                &format!(
+                    "Extended by {minutes} min by {}: ends {} instead of {}",
+                    actor.describe(),
+                    new_end.to_rfc3339(),
+                    old_end.to_rfc3339()
+                ),
+                now,
+            )?;
+            load_session(c, id)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn log(&self, id: Uuid, level: ActionLogType, message: String) -> StoreResult<()> {
+        self.write(move |c| append_log(c, id, level, &message, Utc::now()))
+            .await
+    }
+
+    async fn logs(&self, id: Uuid, filter: &LogFilter) -> StoreResult<(Vec<ActionLogDto>, i32)> {
+        let level = filter.level.map(|l| l.as_str().to_string());
+        let text = filter.filter_text.clone().filter(|t| !t.is_empty());
+        let start = filter.start.map(to_micros);
+        let end = filter.end.map(to_micros);
+        let (skip, take, desc) = (filter.skip as i64, filter.take as i64, filter.descending);
+        self.read(move |c| {
+            // instr() matches the text literally: % and _ are not wildcards.
+            let conditions = "session_id = ?1 AND (?2 IS NULL OR level = ?2) \
+                AND (?3 IS NULL OR instr(message, ?3) > 0) \
+                AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at <= ?5)";
+            let total: i64 = c
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM session_log WHERE {conditions}"
+                ))
+                .map_err(map_err)?
+                .query_row(params![id.to_string(), level, text, start, end], |r| {
+                    r.get(0)
+                })
+                .map_err(map_err)?;
+            let order = if desc { "DESC" } else { "ASC" };
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT line, level, message, at FROM session_log WHERE {conditions} \
+                     ORDER BY line {order} LIMIT ?6 OFFSET ?7"
+                ))
+                .map_err(map_err)?;
+            let lines = stmt
+                .query_map(
+                    params![id.to_string(), level, text, start, end, take, skip],
+                    |r| {
+                        let level: String = r.get(1)?;
+                        let level = ActionLogType::from_name(&level).unwrap_or(ActionLogType::Info);
+                        Ok(ActionLogDto {
+                            line_number: r.get(0)?,
+                            status: level,
+                            status_string: Some(level.as_str().to_string()),
+                            log_message: Some(r.get(2)?),
+                            timestamp: from_micros(r.get(3)?),
+                            version: None,
+                        })
+                    },
+                )
+                .map_err(map_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(map_err)?;
+            Ok((lines, total.min(i32::MAX as i64) as i32))
+        })
+        .await
+    }
+
+    async fn promote_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        has_start_actions: &(dyn for<'a> Fn(Option<&'a str>) -> bool + Send + Sync),
+    ) -> StoreResult<Promoted> {
+        // Which sessions are due is read first; whether each has start
+        // actions is the caller's configuration, decided here, outside the
+        // writer.
+        let now_us = to_micros(now);
+        let due = self
+            .read(move |c| {
+                let starts = c
+                    .prepare_cached(
+                        "SELECT id, activity_name FROM sessions WHERE status = 'Pending' \
+                         AND scheduled_start <= ?1 ORDER BY scheduled_start LIMIT ?2",
+                    )
+                    .map_err(map_err)?
+                    .query_map(params![now_us, limit + 1], |r| {
+                        Ok((uuid_col(r, 0)?, r.get::<_, Option<String>>(1)?))
+                    })
+                    .map_err(map_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(map_err)?;
+                let ends = c
+                    .prepare_cached(
+                        "SELECT id FROM sessions WHERE status = 'Active' AND work_phase IS NULL \
+                         AND scheduled_end <= ?1 ORDER BY scheduled_end LIMIT ?2",
+                    )
+                    .map_err(map_err)?
+                    .query_map(params![now_us, limit + 1], |r| uuid_col(r, 0))
+                    .map_err(map_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(map_err)?;
+                Ok((starts, ends))
+            })
+            .await?;
+        let (mut starts, mut ends) = due;
+        let more = starts.len() > limit as usize || ends.len() > limit as usize;
+        starts.truncate(limit as usize);
+        ends.truncate(limit as usize);
+        let starts: Vec<(Uuid, bool)> = starts
+            .into_iter()
+            .map(|(id, name): (Uuid, Option<String>)| {
+                let has = has_start_actions(name.as_deref());
+                (id, has)
+            })
+            .collect();
+        if starts.is_empty() && ends.is_empty() {
+            return Ok(Promoted::default());
+        }
+        self.write(move |c| {
+            let system = Actor::system();
+            let mut promoted = Promoted {
+                more,
+                ..Promoted::default()
+            };
+            for (id, has_start_actions) in starts {
+                let applied = apply_event(
+                    c,
+                    id,
+                    &Event::StartDue { has_start_actions },
+                    &system,
+                    Some("scheduled start reached"),
+                    now,
+                )?;
+                promoted.started += applied.changed as usize;
+            }
+            for id in ends {
+                let applied = apply_event(
+                    c,
+                    id,
+                    &Event::EndDue,
+                    &system,
+                    Some("scheduled end reached"),
+                    now,
+                )?;
+                promoted.ending += applied.changed as usize;
+            }
+            Ok(promoted)
+        })
+        .await
+    }
+
+    async fn runnable(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Uuid>> {
+        let now_us = to_micros(now);
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id FROM sessions WHERE work_phase IS NOT NULL AND work_due <= ?1 \
+                 ORDER BY work_due LIMIT ?2",
+            )
+            .map_err(map_err)?
+            .query_map(params![now_us, limit], |r| uuid_col(r, 0))
+            .map_err(map_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn next_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        let now_us = to_micros(now);
+        self.read(move |c| {
+            let t: Option<i64> = c
+                .prepare_cached(
+                    "SELECT MIN(t) FROM ( \
+                     SELECT MIN(scheduled_start) AS t FROM sessions WHERE status = 'Pending' \
+                     UNION ALL SELECT MIN(scheduled_end) FROM sessions WHERE status = 'Active' AND work_phase IS NULL \
+                     UNION ALL SELECT MIN(work_due) FROM sessions WHERE work_phase IS NOT NULL AND work_due > ?1)",
+                )
+                .map_err(map_err)?
+                .query_row(params![now_us], |r| r.get(0))
+                .map_err(map_err)?;
+            Ok(t.map(from_micros))
+        })
+        .await
+    }
+}
