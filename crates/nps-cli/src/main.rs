@@ -1,1 +1,146 @@
-fn main() {}
+//! `nps`: the command line of the NPS ActivitySession API.
+//!
+//! ```text
+//! nps login --url https://nps.example.com --login alice
+//! nps session create --activity-name "Patch web01" --resource-name web01
+//! nps session list --status active
+//! nps session end 7d3f...-... --wait
+//! nps session log 7d3f...-... --output json
+//! ```
+//!
+//! # Why hand-written
+//!
+//! progenitor can generate a CLI from `openapi.json`, but only on top of its
+//! builder-style client; `nps-client` is generated with the positional
+//! interface, which reads better in hand-written code. So this CLI is
+//! written by hand, one thin command per operation, and it is kept in
+//! lockstep with the spec by its tests: every command runs against the real
+//! server in `tests/`. A change of an operation's arguments in `nps-api`
+//! regenerates the client, and the CLI then no longer compiles or its tests
+//! fail until it follows.
+//!
+//! # Modules
+//!
+//! - [`cli`]: every command, flag and environment variable.
+//! - [`login`]: `nps login`, asking on the terminal or reading the
+//!   environment, and [`credentials`], where tokens are saved (0600).
+//! - [`session`]: the `nps session` commands, printed by [`output`] as
+//!   [`table`]s or JSON, with a [`status_line`] while `end --wait` runs.
+//! - [`failure`]: what is printed when a command fails, and its exit code.
+//!
+//! # Exit codes
+//!
+//! ```text
+#![doc = include_str!("exit_codes.md")]
+//! ```
+
+mod cli;
+mod credentials;
+mod failure;
+mod login;
+mod output;
+mod session;
+mod status_line;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use nps_client::{Client, Connection, DEFAULT_URL};
+
+use cli::{Cli, Command, Global};
+use credentials::{Credentials, Store};
+use failure::{Failure, Kind};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start the async runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("{failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let store = Store::new(cli.global.config_dir.clone())?;
+    let credentials = store.load()?;
+    let connection = connect(&cli.global, &credentials)?;
+    let output = cli.global.output;
+    match cli.command {
+        Command::Login(args) => login::run(args, connection, store, output).await,
+        Command::Session(command) => {
+            let nps = authenticated(&connection, &credentials)?;
+            session::run(command, &nps, output)
+                .await
+                .map_err(|failure| explain_refused_token(failure, &connection, &credentials))
+        }
+    }
+}
+
+/// The server of `--url`, else of the last `nps login`, else the default;
+/// with the TLS settings of the flags.
+fn connect(global: &Global, credentials: &Credentials) -> Result<Connection, Failure> {
+    let url = global
+        .url
+        .as_deref()
+        .or(credentials.last_url.as_deref())
+        .unwrap_or(DEFAULT_URL);
+    let mut connection = Connection::new(url)?;
+    if let Some(ca) = &global.ca_cert {
+        connection = connection.with_ca_certificate_file(ca)?;
+    }
+    if global.skip_certificate_check {
+        eprintln!("warning: the server's certificate is not checked (--skip-certificate-check)");
+        connection = connection.skip_certificate_check();
+    }
+    Ok(connection)
+}
+
+/// A client with the token of `NPS_TOKEN`, else the one `nps login` saved
+/// for this server.
+fn authenticated(connection: &Connection, credentials: &Credentials) -> Result<Client, Failure> {
+    let url = connection.base_url();
+    let token = match std::env::var("NPS_TOKEN") {
+        Ok(token) if !token.is_empty() => token,
+        _ => match credentials.servers.get(url) {
+            Some(saved) => saved.token.clone(),
+            None => {
+                return Err(
+                    Failure::new(Kind::NotSignedIn, format!("not signed in to {url}"))
+                        .with_hint(format!("run `nps login --url {url}`")),
+                )
+            }
+        },
+    };
+    Ok(connection.client_with_token(&token)?)
+}
+
+/// A 401 on a saved token: say whose token it was and when it was expected
+/// to expire.
+fn explain_refused_token(
+    failure: Failure,
+    connection: &Connection,
+    credentials: &Credentials,
+) -> Failure {
+    if failure.kind != Kind::NotSignedIn || failure.hint.is_some() {
+        return failure;
+    }
+    let url = connection.base_url();
+    let hint = match credentials.servers.get(url) {
+        Some(saved) if std::env::var_os("NPS_TOKEN").is_none() => format!(
+            "the token of {} saved at {} (expected to expire around {}) was refused: \
+             run `nps login --url {url}`",
+            saved.login,
+            output::time(&saved.signed_in_at),
+            output::time(&saved.expires_around),
+        ),
+        _ => format!("the token was refused: run `nps login --url {url}`"),
+    };
+    failure.with_hint(hint)
+}

@@ -1,0 +1,120 @@
+//! What `nps` prints when a command fails, and the exit code it ends with
+//! (listed in `exit_codes.md`, shown by `nps --help`).
+
+use std::fmt;
+use std::process::ExitCode;
+
+use nps_client::Error;
+
+/// Why a command failed, as far as a script cares: each kind is one exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Other = 1,
+    Usage = 2,
+    Refused = 3,
+    NotSignedIn = 4,
+    Unreachable = 5,
+    SessionFailed = 6,
+    TimedOut = 7,
+}
+
+/// A failed command: one line saying what went wrong, and maybe one saying
+/// what to do next.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: Kind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.kind as u8)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        let kind = match &error {
+            Error::Problem(p) if p.status == 401 => Kind::NotSignedIn,
+            Error::Problem(_) => Kind::Refused,
+            Error::Unreachable(_) => Kind::Unreachable,
+            Error::Settings(_) => Kind::Usage,
+            Error::Timeout { .. } => Kind::TimedOut,
+            Error::UnexpectedAnswer(_) => Kind::Other,
+        };
+        Failure::new(kind, error.to_string())
+    }
+}
+
+/// An error of a generated operation, through the client's [`Error`].
+impl From<nps_client::generated::Error<nps_client::types::ProblemDetails>> for Failure {
+    fn from(error: nps_client::generated::Error<nps_client::types::ProblemDetails>) -> Failure {
+        Failure::from(Error::from(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_documented_with_its_code() {
+        let doc = include_str!("exit_codes.md");
+        for kind in [
+            Kind::Other,
+            Kind::Usage,
+            Kind::Refused,
+            Kind::NotSignedIn,
+            Kind::Unreachable,
+            Kind::SessionFailed,
+            Kind::TimedOut,
+        ] {
+            let code = kind as u8;
+            assert!(
+                doc.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+                "exit code {code} ({kind:?}) is not in exit_codes.md"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_prints_the_problem_title_and_detail() {
+        let failure = Failure::from(Error::Problem(nps_client::types::ProblemDetails {
+            type_: "about:blank".into(),
+            title: "Not Found".into(),
+            status: 404,
+            detail: "No activity session has this id.".into(),
+            instance: None,
+        }));
+        assert_eq!(failure.kind, Kind::Refused);
+        assert_eq!(
+            failure.to_string(),
+            "error: Not Found (HTTP 404): No activity session has this id."
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! `nps session ...`: each command is one call of the client (two for `end
+//! --wait`), its answer printed by [`crate::output`].
+
+use std::io::Read;
+use std::time::Duration;
+
+use nps_client::types::{ActivitySession, ActivitySessionRequest};
+use nps_client::{ended_cleanly, Client, Progress, WaitOptions};
+
+use crate::cli::{CreateArgs, EndArgs, ListArgs, Output, SessionCommand};
+use crate::failure::{Failure, Kind};
+use crate::output;
+use crate::status_line::StatusLine;
+
+pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(), Failure> {
+    match command {
+        SessionCommand::Create(args) => {
+            let request = request(args)?;
+            let session = nps.create_async(&request).await?.into_inner();
+            print!("{}", output::session(out, &session));
+        }
+        SessionCommand::Get { id } => {
+            let session = nps.get_by_id_async(&id).await?.into_inner();
+            print!("{}", output::session(out, &session));
+        }
+        SessionCommand::List(ListArgs {
+            status,
+            target_id,
+            target_user_id,
+            skip,
+            take,
+        }) => {
+            let list = nps
+                .get_all_activity_sessions_by_status_async(
+                    skip,
+                    status.map(Into::into),
+                    take,
+                    target_id.as_ref(),
+                    target_user_id.as_ref(),
+                )
+                .await?
+                .into_inner();
+            print!("{}", output::sessions(out, &list));
+        }
+        SessionCommand::Extend { id, minutes } => {
+            let session = nps.extend_async(&id, minutes).await?.into_inner();
+            print!("{}", output::session(out, &session));
+        }
+        SessionCommand::End(args) if args.wait => end_and_wait(nps, args, out).await?,
+        SessionCommand::End(EndArgs { id, .. }) => {
+            let session = nps.delete_async(&id).await?.into_inner();
+            print!("{}", output::session(out, &session));
+            if !nps_client::is_terminal(session.status) {
+                eprintln!(
+                    "Session {id} is {}: `nps session end {id} --wait` follows it to the end.",
+                    session.status
+                );
+            }
+        }
+        SessionCommand::Log(args) => {
+            let page = nps
+                .get_session_logs_async(
+                    &args.id,
+                    args.until.as_ref(),
+                    args.filter.as_deref(),
+                    args.level.map(Into::into),
+                    Some(args.newest_first),
+                    args.skip,
+                    args.since.as_ref(),
+                    args.take,
+                )
+                .await?
+                .into_inner();
+            print!("{}", output::log(out, &page));
+            let shown = page.lines.len() as i32;
+            let first = args.skip.unwrap_or(0);
+            if out == Output::Table && first + shown < page.total_count {
+                eprintln!(
+                    "Lines {}-{} of {}: --skip {} shows the next ones.",
+                    first + 1,
+                    first + shown,
+                    page.total_count,
+                    first + shown
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `end --wait`: the status line follows the session from Cancelling
+/// through its end actions; the exit code says how it ended.
+async fn end_and_wait(nps: &Client, args: EndArgs, out: Output) -> Result<(), Failure> {
+    let options = WaitOptions {
+        timeout: Duration::from_secs(args.timeout),
+        follow_log: true,
+        ..WaitOptions::default()
+    };
+    let line = StatusLine::start();
+    let mut last_error = None;
+    let ended = nps
+        .end_session_and_watch(&args.id, &options, |progress| match progress {
+            Progress::Status(s) => line.set(&state(s)),
+            Progress::Log(entry) => {
+                let message = entry.log_message.clone().unwrap_or_default();
+                if entry.status == nps_client::types::ActionLogType::Error {
+                    last_error = Some(message.clone());
+                }
+                line.event(&format!(
+                    "  {} {:<5} {message}",
+                    output::time(&entry.timestamp),
+                    entry.status.to_string()
+                ));
+            }
+        })
+        .await;
+    line.finish();
+    let session = ended?;
+    print!("{}", output::session(out, &session));
+    if ended_cleanly(session.status) {
+        return Ok(());
+    }
+    let reason = session
+        .status_description
+        .clone()
+        .filter(|d| !d.is_empty())
+        .or(last_error)
+        .unwrap_or_else(|| "no reason given".into());
+    Err(Failure::new(
+        Kind::SessionFailed,
+        format!("session {} ended {}: {reason}", session.id, session.status),
+    )
+    .with_hint(format!(
+        "`nps session log {} --level error` shows what failed",
+        session.id
+    )))
+}
+
+/// The status line's text: the status and what the server is doing.
+fn state(s: &ActivitySession) -> String {
+    match s.status_description.as_deref().filter(|d| !d.is_empty()) {
+        Some(description) => format!("{}: {description}", s.status),
+        None => s.status.to_string(),
+    }
+}
+
+fn request(args: CreateArgs) -> Result<ActivitySessionRequest, Failure> {
+    let mut request = match &args.from_json {
+        None => ActivitySessionRequest::default(),
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map(|_| text)
+                    .map_err(|e| format!("cannot read standard input: {e}"))
+            } else {
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+            .map_err(|e| Failure::new(Kind::Usage, e))?;
+            serde_json::from_str(&text).map_err(|e| {
+                Failure::new(
+                    Kind::Usage,
+                    format!("{} is not an ActivitySessionRequest: {e}", path.display()),
+                )
+            })?
+        }
+    };
+    let CreateArgs {
+        activity_name,
+        activity_id,
+        resource_name,
+        resource_id,
+        account_id,
+        credential_id,
+        policy_id,
+        start,
+        end,
+        note,
+        ticket,
+        from_json: _,
+    } = args;
+    fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+        if value.is_some() {
+            *slot = value;
+        }
+    }
+    set(&mut request.activity_name, activity_name);
+    set(&mut request.activity_id, activity_id);
+    set(&mut request.managed_resource_name, resource_name);
+    set(&mut request.managed_resource_id, resource_id);
+    set(&mut request.managed_account_id, account_id);
+    set(&mut request.credential_id, credential_id);
+    set(&mut request.access_policy_id, policy_id);
+    set(&mut request.start_date_time_utc, start);
+    set(&mut request.end_date_time_utc, end);
+    set(&mut request.note, note);
+    set(&mut request.ticket, ticket);
+    Ok(request)
+}

@@ -1,0 +1,158 @@
+//! The one error type of the hand-written parts of this crate.
+//!
+//! Every call of the generated client returns
+//! `progenitor_client::Error<ProblemDetails>`; `?` turns that into [`Error`]
+//! in a function that returns `Result<_, nps_client::Error>`, so a caller
+//! matches on what went wrong (the server refused, the server could not be
+//! reached, the answer was not what the contract says) instead of on how
+//! progenitor reports it.
+
+use std::time::Duration;
+
+use crate::types::{ActivitySession, ProblemDetails};
+
+/// What went wrong talking to an NPS server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error: its ProblemDetails says why.
+    #[error("{} (HTTP {}): {}", .0.title, .0.status, .0.detail)]
+    Problem(ProblemDetails),
+
+    /// The server could not be reached, or the TLS handshake failed.
+    #[error(
+        "could not reach the server: {}. Check the URL and that the server is running; \
+         for a certificate error, trust the server's CA certificate",
+        chain(.0)
+    )]
+    Unreachable(#[source] reqwest::Error),
+
+    /// The server answered something the API description does not allow.
+    #[error("the server's answer does not follow the API: {0}")]
+    UnexpectedAnswer(String),
+
+    /// The connection settings are not usable (a malformed URL, an unreadable
+    /// or invalid CA certificate).
+    #[error("{0}")]
+    Settings(String),
+
+    /// A session did not reach a terminal status in time.
+    #[error(
+        "session {} is still {} after {} s{}",
+        .session.id,
+        .session.status,
+        .waited.as_secs(),
+        describe(.session.status_description.as_deref())
+    )]
+    Timeout {
+        /// The session as last read.
+        session: Box<ActivitySession>,
+        /// How long the helper waited.
+        waited: Duration,
+    },
+}
+
+impl Error {
+    /// The server's ProblemDetails, when the server refused the request.
+    pub fn problem(&self) -> Option<&ProblemDetails> {
+        match self {
+            Error::Problem(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a refusal (401, 404, ...).
+    pub fn status(&self) -> Option<u16> {
+        self.problem().map(|p| p.status)
+    }
+}
+
+impl From<progenitor_client::Error<ProblemDetails>> for Error {
+    fn from(error: progenitor_client::Error<ProblemDetails>) -> Error {
+        use progenitor_client::Error as E;
+        match error {
+            E::ErrorResponse(answer) => {
+                let status = answer.status().as_u16();
+                let mut problem = answer.into_inner();
+                // The contract says the body's status is the answer's status;
+                // trust the answer if they ever differ.
+                problem.status = status;
+                Error::Problem(problem)
+            }
+            E::CommunicationError(e) | E::InvalidUpgrade(e) => Error::Unreachable(e),
+            E::ResponseBodyError(e) => {
+                Error::UnexpectedAnswer(format!("reading the body failed: {}", chain(&e)))
+            }
+            E::InvalidResponsePayload(body, e) => Error::UnexpectedAnswer(format!(
+                "{e}; the body was: {}",
+                excerpt(&String::from_utf8_lossy(&body))
+            )),
+            E::UnexpectedResponse(response) => Error::UnexpectedAnswer(format!(
+                "HTTP {} for {}",
+                response.status(),
+                response.url()
+            )),
+            E::InvalidRequest(message) | E::Custom(message) => Error::Settings(message),
+        }
+    }
+}
+
+/// An error and its causes on one line: reqwest's own message leaves out the
+/// part that matters ("connection refused", "invalid peer certificate").
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn describe(status_description: Option<&str>) -> String {
+    match status_description {
+        Some(d) if !d.is_empty() => format!(" ({d})"),
+        _ => String::new(),
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_reads_as_its_title_status_and_detail() {
+        let error = Error::Problem(ProblemDetails {
+            type_: "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.5".into(),
+            title: "Not Found".into(),
+            status: 404,
+            detail: "No session has id 42.".into(),
+            instance: None,
+        });
+        assert_eq!(
+            error.to_string(),
+            "Not Found (HTTP 404): No session has id 42."
+        );
+        assert_eq!(error.status(), Some(404));
+    }
+
+    #[test]
+    fn long_bodies_are_cut() {
+        let long = "x".repeat(500);
+        let cut = excerpt(&long);
+        assert_eq!(cut.len(), 203);
+        assert!(cut.ends_with("..."));
+        assert_eq!(excerpt("short"), "short");
+    }
+}
