@@ -67,9 +67,8 @@ fn capitalize(s: &str) -> String {
 
 fn failure(rqctx: &Rq, f: Failure) -> ProblemDetails {
     match f {
-        Failure::BadRequest(m) => {
-            ProblemDetails::bad_request(capitalize(&m)).with_request_id(&rqctx.request_id)
-        }
+        // Messages start with the field they name, spelled as on the wire.
+        Failure::BadRequest(m) => ProblemDetails::bad_request(m).with_request_id(&rqctx.request_id),
         Failure::NotFound(id) => ProblemDetails::not_found(format!(
             "No activity session {id} exists, or you may not see it."
         ))

@@ -43,7 +43,12 @@ struct Cli {
     bind: SocketAddr,
 
     /// The SQLite database file (created and migrated on first start).
-    #[arg(long, env = "NPS_DATABASE", default_value = "./nps-data/nps.db")]
+    #[arg(
+        long,
+        env = "NPS_DATABASE",
+        default_value = "./nps-data/nps.db",
+        global = true
+    )]
     database: PathBuf,
 
     /// Optional TOML configuration (actions, limits, token lifetimes).

@@ -180,7 +180,7 @@ impl Sessions {
         } else {
             SessionStatus::Pending
         };
-        let work = (starts_now && has_start_actions).then(|| Work {
+        let work = (starts_now && has_start_actions).then_some(Work {
             phase: Phase::Start,
             next_action: 0,
             attempts: 0,
