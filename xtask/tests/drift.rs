@@ -311,6 +311,22 @@ fn a_removed_summary_makes_the_document_invalid() {
 }
 
 #[test]
+fn a_link_to_a_missing_operation_makes_the_document_invalid() {
+    let copy = Scratch::with_copies("link");
+    copy.edit_spec(|doc| {
+        doc["paths"]["/api/v1/ActivitySession"]["post"]["responses"]["201"]["links"]
+            ["DeleteAsync"]["operationId"] = json!("DeleteSession");
+    });
+    assert_drift(
+        &copy.check(),
+        &[
+            "openapi.json is not valid:",
+            "POST /api/v1/ActivitySession: link DeleteAsync of response 201 leads to operationId DeleteSession, which no operation has",
+        ],
+    );
+}
+
+#[test]
 fn an_unknown_operation_member_is_named() {
     let copy = Scratch::with_copies("deprecated");
     copy.edit_spec(|doc| {

@@ -27,7 +27,7 @@ pub fn openapi_document() -> Result<Value, String> {
         .json()
         .map_err(|e| format!("dropshot could not write the document: {e}"))?;
     apply_policies(&mut doc)?;
-    add_links(&mut doc);
+    add_links(&mut doc)?;
     Ok(doc)
 }
 
@@ -185,7 +185,7 @@ fn apply_policies(doc: &mut Value) -> Result<(), String> {
 }
 
 /// Links from a session-producing answer to the operations taking its id.
-fn add_links(doc: &mut Value) {
+fn add_links(doc: &mut Value) -> Result<(), String> {
     let session_links = |from: &str| {
         let mut links = Map::new();
         for target in [
@@ -211,14 +211,16 @@ fn add_links(doc: &mut Value) {
         ("ExtendAsync", "200"),
         ("DeleteAsync", "202"),
     ] {
-        if let Some(response) = find_operation_mut(doc, id)
+        let response = find_operation_mut(doc, id)
             .and_then(|op| op.get_mut("responses"))
             .and_then(|r| r.get_mut(status))
             .and_then(Value::as_object_mut)
-        {
-            response.insert("links".into(), session_links(id));
-        }
+            .ok_or_else(|| {
+                format!("links: {id} has no response {status} (renamed? update add_links in crates/nps-api/src/document.rs)")
+            })?;
+        response.insert("links".into(), session_links(id));
     }
+    Ok(())
 }
 
 /// The operation object with this operationId.
