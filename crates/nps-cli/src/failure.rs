@@ -66,7 +66,14 @@ impl From<Error> for Failure {
             Error::Timeout { .. } => Kind::TimedOut,
             Error::UnexpectedAnswer(_) => Kind::Other,
         };
-        Failure::new(kind, error.to_string())
+        let failure = Failure::new(kind, error.to_string());
+        match kind {
+            Kind::Unreachable => failure.with_hint(
+                "check --url (or NPS_URL) and that the server is running; if its certificate \
+                 is not trusted, give its CA with --ca-cert (--skip-certificate-check for a lab server)",
+            ),
+            _ => failure,
+        }
     }
 }
 

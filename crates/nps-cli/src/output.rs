@@ -27,14 +27,22 @@ fn json(value: &impl Serialize) -> String {
     text
 }
 
+/// What the server says the session is doing, when it says more than the
+/// status itself.
+pub fn description(s: &ActivitySession) -> Option<&str> {
+    s.status_description
+        .as_deref()
+        .filter(|d| !d.is_empty() && *d != s.status.to_string())
+}
+
 /// One session.
 pub fn session(output: Output, s: &ActivitySession) -> String {
     if output == Output::Json {
         return json(s);
     }
     let mut fields = vec![("ID", s.id.to_string()), ("Status", s.status.to_string())];
-    if let Some(description) = s.status_description.as_ref().filter(|d| !d.is_empty()) {
-        fields.push(("Status description", description.clone()));
+    if let Some(description) = description(s) {
+        fields.push(("Status description", description.to_string()));
     }
     fields.extend([
         (
@@ -123,8 +131,10 @@ pub fn log(output: Output, page: &ActionLogCollection) -> String {
 }
 
 fn name_and_id(name: &Option<String>, id: Option<uuid::Uuid>) -> String {
+    // The server answers the nil id for "none given".
+    let id = id.filter(|id| !id.is_nil());
     match (name.as_deref(), id) {
-        (Some(n), Some(id)) if !id.is_nil() => format!("{n} ({id})"),
+        (Some(n), Some(id)) => format!("{n} ({id})"),
         (Some(n), _) => n.to_string(),
         (None, Some(id)) => id.to_string(),
         (None, None) => String::new(),

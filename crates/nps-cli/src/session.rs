@@ -120,10 +120,8 @@ async fn end_and_wait(nps: &Client, args: EndArgs, out: Output) -> Result<(), Fa
     if ended_cleanly(session.status) {
         return Ok(());
     }
-    let reason = session
-        .status_description
-        .clone()
-        .filter(|d| !d.is_empty())
+    let reason = output::description(&session)
+        .map(str::to_string)
         .or(last_error)
         .unwrap_or_else(|| "no reason given".into());
     Err(Failure::new(
@@ -138,7 +136,7 @@ async fn end_and_wait(nps: &Client, args: EndArgs, out: Output) -> Result<(), Fa
 
 /// The status line's text: the status and what the server is doing.
 fn state(s: &ActivitySession) -> String {
-    match s.status_description.as_deref().filter(|d| !d.is_empty()) {
+    match output::description(s) {
         Some(description) => format!("{}: {description}", s.status),
         None => s.status.to_string(),
     }

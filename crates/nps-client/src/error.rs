@@ -18,12 +18,12 @@ pub enum Error {
     #[error("{} (HTTP {}): {}", .0.title, .0.status, .0.detail)]
     Problem(ProblemDetails),
 
-    /// The server could not be reached, or the TLS handshake failed.
-    #[error(
-        "could not reach the server: {}. Check the URL and that the server is running; \
-         for a certificate error, trust the server's CA certificate",
-        chain(.0)
-    )]
+    /// The server could not be reached, or the TLS handshake failed: check
+    /// the URL and that the server is running; for a certificate error,
+    /// trust the server's CA ([`Connection::with_ca_certificate_file`]).
+    ///
+    /// [`Connection::with_ca_certificate_file`]: crate::Connection::with_ca_certificate_file
+    #[error("could not reach the server: {}", chain(.0))]
     Unreachable(#[source] reqwest::Error),
 
     /// The server answered something the API description does not allow.

@@ -1,0 +1,232 @@
+//! Runs the `nps` binary against a real server started by nps-testkit, with
+//! its own config directory, as a script would.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nps_testkit::{code_at_step, current_step, Credentials, ServerOptions, TestServer};
+
+/// End actions that show up in the log: two that succeed for every session,
+/// one that fails for activity "doomed", one that takes long for "slow".
+pub const SERVER_CONFIG: &str = r#"
+[actions]
+max_attempts = 1
+
+[[actions.end]]
+kind = "command"
+program = "/bin/sleep"
+args = ["0.3"]
+
+[[actions.end]]
+kind = "command"
+program = "/bin/sh"
+args = ["-c", "echo revoked {login}"]
+
+[[actions.activity."doomed".end]]
+kind = "command"
+program = "/bin/sh"
+args = ["-c", "echo host unreachable >&2; exit 3"]
+
+[[actions.activity."slow".end]]
+kind = "command"
+program = "/bin/sleep"
+args = ["5"]
+"#;
+
+/// Environment variables of `nps` that must not leak in from the test's own.
+const NPS_ENV: [&str; 9] = [
+    "NPS_URL",
+    "NPS_OUTPUT",
+    "NPS_CA_CERT",
+    "NPS_CONFIG_DIR",
+    "NPS_LOGIN",
+    "NPS_PASSWORD",
+    "NPS_MFA_CODE",
+    "NPS_TOKEN",
+    "NPS_CONFIG",
+];
+
+pub fn server() -> TestServer {
+    TestServer::start_with(ServerOptions {
+        config_toml: Some(SERVER_CONFIG.into()),
+        ..ServerOptions::default()
+    })
+}
+
+/// `nps` with a config directory of its own inside the server's directory.
+pub struct Nps<'a> {
+    pub server: &'a TestServer,
+    pub config_dir: PathBuf,
+}
+
+/// What one run of `nps` did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing everything the run printed if it differs.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(self.code, Some(code), "{self:#?}");
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+}
+
+pub fn nps_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_nps")
+}
+
+impl<'a> Nps<'a> {
+    pub fn new(server: &'a TestServer) -> Nps<'a> {
+        Nps {
+            server,
+            config_dir: server.dir().join("nps-config"),
+        }
+    }
+
+    /// The command with a clean environment: only the config directory set.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(nps_binary());
+        for name in NPS_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.env("NPS_CONFIG_DIR", &self.config_dir).args(args);
+        cmd
+    }
+
+    pub fn run_command(mut cmd: Command) -> Run {
+        let output = cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run nps");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Nps::run_command(self.command(args))
+    }
+
+    /// `nps login` as a script does it: login by flag, password from the
+    /// environment, the current TOTP code by flag.
+    pub fn login(&self) -> Run {
+        let admin = Credentials::admin();
+        let code = code_at_step(&admin.totp_secret, current_step());
+        let mut cmd = self.command(&[
+            "login",
+            "--url",
+            &self.server.url,
+            "--login",
+            &admin.login,
+            "--mfa-code",
+            &code,
+        ]);
+        cmd.env("NPS_PASSWORD", &admin.password);
+        Nps::run_command(cmd)
+    }
+}
+
+/// A tmux server of this test alone (its own socket), running one command
+/// in a pseudo-terminal; killed when dropped.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    pub fn start(env: &[(&str, &str)], command: &str) -> Tmux {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        let socket = format!(
+            "nps-cli-test-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut cmd = Command::new("tmux");
+        cmd.args([
+            "-L",
+            &socket,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "40",
+        ]);
+        for (name, value) in env {
+            cmd.arg("-e").arg(format!("{name}={value}"));
+        }
+        cmd.arg(command);
+        for name in ["NPS_LOGIN", "NPS_PASSWORD", "NPS_MFA_CODE", "NPS_TOKEN"] {
+            cmd.env_remove(name);
+        }
+        let status = cmd.status().unwrap_or_else(|e| {
+            panic!("this test needs tmux for a pseudo-terminal (apt-get install tmux): {e}")
+        });
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    pub fn screen(&self) -> String {
+        let output = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-J"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `text`, and answers the screen.
+    pub fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{text}` on the screen after 30 s:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `text` and Enter, once the program had time to turn echo off
+    /// after showing its prompt.
+    pub fn type_line(&self, text: &str) {
+        std::thread::sleep(Duration::from_millis(300));
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-l", text])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "Enter"])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}

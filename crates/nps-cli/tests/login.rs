@@ -1,0 +1,182 @@
+//! `nps login` against a real server: from flags and the environment as a
+//! script does it, and at a terminal (a tmux pseudo-terminal) as a person
+//! does it, with the password and code never shown.
+
+mod common;
+
+use std::process::Command;
+
+use common::{nps_binary, server, Nps, Tmux};
+use nps_testkit::{code_at_step, current_step, Credentials};
+
+#[test]
+fn a_script_signs_in_from_flags_and_environment_and_the_token_is_private() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let login = nps.login().expect_code(0);
+    assert!(
+        login
+            .stdout
+            .contains(&format!("Signed in to {} as admin", server.url)),
+        "{login:#?}"
+    );
+    assert!(login.stdout.contains("expires around"), "{login:#?}");
+
+    let file = nps.config_dir.join("credentials.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved["lastUrl"], server.url.as_str());
+    assert_eq!(saved["servers"][&server.url]["login"], "admin");
+
+    // Later commands need no --url: the login's server is the default.
+    nps.run(&["session", "list"]).expect_code(0);
+}
+
+#[test]
+fn login_answers_json_for_scripts() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let admin = Credentials::admin();
+    let code = code_at_step(&admin.totp_secret, current_step());
+    let mut cmd = nps.command(&["login", "-o", "json"]);
+    cmd.env("NPS_URL", &server.url)
+        .env("NPS_LOGIN", &admin.login)
+        .env("NPS_PASSWORD", &admin.password)
+        .env("NPS_MFA_CODE", &code);
+    let run = Nps::run_command(cmd).expect_code(0);
+    let answer = run.json();
+    assert_eq!(answer["url"], server.url.as_str());
+    assert!(answer["expiresAround"].is_string(), "{run:#?}");
+    assert!(!run.stdout.contains(&code) && !run.stdout.contains(&admin.password));
+}
+
+#[test]
+fn a_wrong_password_exits_4_with_the_servers_reason() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let mut cmd = nps.command(&["login", "--url", &server.url, "--login", "admin"]);
+    cmd.env("NPS_PASSWORD", "not the password")
+        .env("NPS_MFA_CODE", "123456");
+    let run = Nps::run_command(cmd).expect_code(4);
+    assert!(run.stderr.contains("Unauthorized (HTTP 401)"), "{run:#?}");
+    assert!(
+        run.stderr.contains("check the login and password"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn without_a_terminal_a_missing_password_is_asked_for_by_name() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let mut cmd = nps.command(&["login", "--url", &server.url, "--login", "admin"]);
+    // No controlling terminal, so nothing can be asked.
+    no_controlling_terminal(&mut cmd);
+    let run = Nps::run_command(cmd).expect_code(2);
+    assert!(run.stderr.contains("NPS_PASSWORD"), "{run:#?}");
+}
+
+#[test]
+fn commands_before_login_say_to_run_nps_login() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let run = nps
+        .run(&["session", "list", "--url", &server.url])
+        .expect_code(4);
+    assert!(
+        run.stderr
+            .contains(&format!("not signed in to {}", server.url)),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("nps login"), "{run:#?}");
+}
+
+#[test]
+fn a_refused_token_exits_4_and_says_to_sign_in_again() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let mut cmd = nps.command(&["session", "list", "--url", &server.url]);
+    cmd.env("NPS_TOKEN", "not-a-token");
+    let run = Nps::run_command(cmd).expect_code(4);
+    assert!(run.stderr.contains("Unauthorized (HTTP 401)"), "{run:#?}");
+    assert!(run.stderr.contains("nps login"), "{run:#?}");
+}
+
+#[test]
+fn a_person_types_login_password_and_code_at_the_prompts_without_echo() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let admin = Credentials::admin();
+    let tmux = Tmux::start(
+        &[
+            ("NPS_CONFIG_DIR", nps.config_dir.to_str().unwrap()),
+            ("NPS_URL", &server.url),
+        ],
+        &format!("{} login; echo exit=$?; sleep 60", nps_binary()),
+    );
+
+    tmux.wait_for("Login: ");
+    tmux.type_line(&admin.login);
+    tmux.wait_for("Password: ");
+    tmux.type_line(&admin.password);
+    tmux.wait_for("MFA code: ");
+    // A wrong code first (none the server would accept now): a person gets
+    // another try.
+    let step = current_step();
+    let accepted: Vec<String> = (step - 1..=step + 2)
+        .map(|s| code_at_step(&admin.totp_secret, s))
+        .collect();
+    let wrong = ["000000", "111111", "222222"]
+        .into_iter()
+        .find(|c| !accepted.iter().any(|a| a == c))
+        .unwrap();
+    tmux.type_line(wrong);
+    tmux.wait_for("Try the next code.");
+    tmux.type_line(&code_at_step(&admin.totp_secret, current_step()));
+    let screen = tmux.wait_for("exit=");
+
+    assert!(screen.contains("exit=0"), "{screen}");
+    assert!(
+        screen.contains(&format!("Signed in to {} as admin", server.url)),
+        "{screen}"
+    );
+    assert!(screen.contains("expires around"), "{screen}");
+    assert!(
+        !screen.contains(&admin.password),
+        "the password was echoed:\n{screen}"
+    );
+    assert!(!screen.contains(wrong), "the code was echoed:\n{screen}");
+    nps.run(&["session", "list"]).expect_code(0);
+}
+
+/// Runs the command in its own session so that it has no controlling
+/// terminal, even when the tests run from one.
+fn no_controlling_terminal(cmd: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc_setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+#[cfg(unix)]
+fn libc_setsid() -> i32 {
+    extern "C" {
+        fn setsid() -> i32;
+    }
+    // SAFETY: setsid has no preconditions.
+    unsafe { setsid() }
+}

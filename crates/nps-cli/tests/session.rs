@@ -1,0 +1,247 @@
+//! `nps session ...` against a real server: every command once, the exit
+//! codes of `end --wait`, and errors printed as the server's ProblemDetails.
+
+mod common;
+
+use common::{nps_binary, server, Nps, Tmux};
+
+#[test]
+fn an_admin_creates_extends_lists_and_ends_a_session_and_reads_its_log() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+
+    let created = nps
+        .run(&[
+            "session",
+            "create",
+            "--activity-name",
+            "Patch web01",
+            "--resource-name",
+            "web01",
+            "--note",
+            "monthly patching",
+            "--output",
+            "json",
+        ])
+        .expect_code(0)
+        .json();
+    assert_eq!(created["status"], "Active");
+    assert_eq!(created["note"], "monthly patching");
+    let id = created["id"].as_str().unwrap().to_string();
+
+    let get = nps.run(&["session", "get", &id]).expect_code(0);
+    assert!(get.stdout.contains("Patch web01"), "{get:#?}");
+    assert!(get.stdout.contains("Active"), "{get:#?}");
+
+    let extended = nps
+        .run(&["session", "extend", &id, "30", "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(extended["sessionExtensionCount"], 1);
+    assert_eq!(extended["sessionExtensionMinutes"], 30);
+
+    let list = nps
+        .run(&["session", "list", "--status", "active"])
+        .expect_code(0);
+    let header = list.stdout.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("ID") && header.contains("STATUS"),
+        "{list:#?}"
+    );
+    assert!(list.stdout.contains(&id), "{list:#?}");
+
+    // The session's end actions: sleep 0.3 s, then echo.
+    let end = nps.run(&["session", "end", &id, "--wait"]).expect_code(0);
+    assert!(end.stderr.contains("Cancelling"), "{end:#?}");
+    assert!(
+        end.stderr.contains("end action 1 of 2 (command) succeeded"),
+        "{end:#?}"
+    );
+    assert!(end.stderr.contains("revoked admin"), "{end:#?}");
+    assert!(end.stdout.contains("Cancelled"), "{end:#?}");
+
+    let after = nps
+        .run(&["session", "get", &id, "--output", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(after["status"], "Cancelled");
+
+    let log = nps
+        .run(&["session", "log", &id, "-o", "json"])
+        .expect_code(0)
+        .json();
+    let messages: Vec<&str> = log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["logMessage"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("Cancelling -> Cancelled")),
+        "{messages:#?}"
+    );
+    let errors = nps
+        .run(&["session", "log", &id, "--level", "error"])
+        .expect_code(0);
+    assert_eq!(
+        errors.stdout.lines().count(),
+        1,
+        "only the header: {errors:#?}"
+    );
+
+    let historical = nps
+        .run(&["session", "list", "--status", "historical", "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(historical[0]["id"], id.as_str());
+}
+
+#[test]
+fn ending_an_unknown_session_prints_the_404_title_and_exits_3() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let unknown = uuid_like(7);
+    for args in [
+        vec!["session", "end", unknown.as_str()],
+        vec!["session", "end", unknown.as_str(), "--wait"],
+    ] {
+        let run = nps.run(&args).expect_code(3);
+        assert!(run.stderr.contains("Not Found (HTTP 404)"), "{run:#?}");
+        assert!(
+            !run.stderr.contains("ErrorResponse"),
+            "no debug dump: {run:#?}"
+        );
+        assert!(run.stdout.is_empty(), "{run:#?}");
+    }
+}
+
+#[test]
+fn ending_without_wait_answers_at_once_with_the_session_as_it_stands() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let id = create(&nps, "slow");
+    let end = nps
+        .run(&["session", "end", &id, "-o", "json"])
+        .expect_code(0);
+    assert_eq!(end.json()["status"], "Cancelling");
+    assert!(end.stderr.contains("--wait"), "{end:#?}");
+}
+
+#[test]
+fn a_failed_end_action_makes_end_wait_exit_6_with_the_reason() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let id = create(&nps, "doomed");
+    let end = nps.run(&["session", "end", &id, "--wait"]).expect_code(6);
+    assert!(
+        end.stderr.contains(&format!("session {id} ended Failed")),
+        "{end:#?}"
+    );
+    assert!(end.stderr.contains("host unreachable"), "{end:#?}");
+    assert!(end.stderr.contains("nps session log"), "{end:#?}");
+}
+
+#[test]
+fn end_wait_gives_up_after_its_timeout_with_exit_7() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let id = create(&nps, "slow");
+    let end = nps
+        .run(&["session", "end", &id, "--wait", "--timeout", "1"])
+        .expect_code(7);
+    assert!(
+        end.stderr.contains("still Cancelling after 1 s"),
+        "{end:#?}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_exits_5_and_says_what_to_check() {
+    let server = server();
+    let nps = Nps::new(&server);
+    // A port nothing listens on: the server's own, once it is gone.
+    let mut cmd = nps.command(&["session", "list", "--url", &server.url]);
+    cmd.env("NPS_TOKEN", "any token");
+    drop(server);
+    let run = Nps::run_command(cmd).expect_code(5);
+    assert!(
+        run.stderr.contains("could not reach the server"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("--url"), "{run:#?}");
+}
+
+#[test]
+fn a_malformed_id_is_a_usage_error() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let run = nps.run(&["session", "get", "42"]).expect_code(2);
+    assert!(run.stderr.contains("<ID>"), "{run:#?}");
+}
+
+/// Creates a session of this activity and answers its id.
+fn create(nps: &Nps, activity: &str) -> String {
+    let created = nps
+        .run(&[
+            "session",
+            "create",
+            "--activity-name",
+            activity,
+            "-o",
+            "json",
+        ])
+        .expect_code(0)
+        .json();
+    created["id"].as_str().unwrap().to_string()
+}
+
+/// A well-formed id that no server issued.
+fn uuid_like(n: u8) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+#[test]
+fn on_a_terminal_end_wait_shows_a_spinner_with_the_state_and_clears_it() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    // "slow" sessions take five seconds to end.
+    let id = create(&nps, "slow");
+    let tmux = Tmux::start(
+        &[("NPS_CONFIG_DIR", nps.config_dir.to_str().unwrap())],
+        &format!(
+            "{} session end {id} --wait; echo exit=$?; sleep 60",
+            nps_binary()
+        ),
+    );
+    let running = tmux.wait_for("Cancelling:");
+    let status_line = running
+        .lines()
+        .find(|l| l.contains("Cancelling:"))
+        .unwrap_or_else(|| panic!("no status line:\n{running}"));
+    assert!(
+        SPINNER.iter().any(|frame| status_line.starts_with(*frame)),
+        "{running}"
+    );
+    let done = tmux.wait_for("exit=");
+    assert!(done.contains("exit=0"), "{done}");
+    assert!(
+        done.contains("end action 1 of 1 (command) succeeded"),
+        "{done}"
+    );
+    assert!(
+        !done
+            .chars()
+            .any(|c| SPINNER.iter().any(|f| f.starts_with(c))),
+        "the status line was left on the screen:\n{done}"
+    );
+}
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
