@@ -180,3 +180,21 @@ fn libc_setsid() -> i32 {
     // SAFETY: setsid has no preconditions.
     unsafe { setsid() }
 }
+
+#[test]
+fn an_unreadable_ca_certificate_is_a_usage_error_naming_the_file() {
+    let server = server();
+    let nps = Nps::new(&server);
+    let missing = server.dir().join("no-such-ca.pem");
+    let run = nps
+        .run(&[
+            "session",
+            "list",
+            "--url",
+            &server.url,
+            "--ca-cert",
+            missing.to_str().unwrap(),
+        ])
+        .expect_code(2);
+    assert!(run.stderr.contains("no-such-ca.pem"), "{run:#?}");
+}
