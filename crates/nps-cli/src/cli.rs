@@ -73,7 +73,11 @@ pub enum Command {
     )]
     Login(LoginArgs),
     /// Create, read, list, extend and end activity sessions
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        long_about = "Create, read, list, extend and end activity sessions.\n\n\
+            Each command sends the token `nps login` saved for the server, or NPS_TOKEN when set."
+    )]
     Session(SessionCommand),
 }
 

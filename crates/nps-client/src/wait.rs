@@ -99,21 +99,7 @@ impl Client {
         options: &WaitOptions,
         on_progress: impl FnMut(Progress<'_>),
     ) -> Result<ActivitySession, Error> {
-        let start = Instant::now();
-        let mut log = LogFollower::new(options.follow_log);
-        log.skip_existing(self, session_id).await?;
-        let answer = self.delete_async(session_id).await?.into_inner();
-        Watch {
-            client: self,
-            session_id,
-            options,
-            start,
-            log,
-            on_progress,
-            last: None,
-        }
-        .run(answer)
-        .await
+        self.watch(session_id, options, true, on_progress).await
     }
 
     /// Waits until a session's status is terminal (whoever ended it), telling
@@ -125,10 +111,25 @@ impl Client {
         options: &WaitOptions,
         on_progress: impl FnMut(Progress<'_>),
     ) -> Result<ActivitySession, Error> {
+        self.watch(session_id, options, false, on_progress).await
+    }
+
+    async fn watch(
+        &self,
+        session_id: &Uuid,
+        options: &WaitOptions,
+        end_first: bool,
+        on_progress: impl FnMut(Progress<'_>),
+    ) -> Result<ActivitySession, Error> {
         let start = Instant::now();
         let mut log = LogFollower::new(options.follow_log);
+        // Counted before the end is asked, so its own log lines are reported.
         log.skip_existing(self, session_id).await?;
-        let first = self.get_by_id_async(session_id).await?.into_inner();
+        let first = if end_first {
+            self.delete_async(session_id).await?
+        } else {
+            self.get_by_id_async(session_id).await?
+        };
         Watch {
             client: self,
             session_id,
@@ -138,7 +139,7 @@ impl Client {
             on_progress,
             last: None,
         }
-        .run(first)
+        .run(first.into_inner())
         .await
     }
 }
