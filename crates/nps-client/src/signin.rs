@@ -16,7 +16,7 @@ use crate::{Client, Connection, Error};
 pub const DEFAULT_TOKEN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(8);
 
 /// An authenticated client and the token it sends.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SignedIn {
     /// Sends `Authorization: Bearer <token>` on every request and keeps the
     /// cookies the server set during sign-in.
@@ -37,11 +37,30 @@ impl SignedIn {
 
 /// Halfway through sign-in: the password was accepted, a TOTP code is
 /// needed. The pre-MFA token is good for five minutes.
-#[derive(Debug)]
 pub struct PendingSignIn {
     connection: Connection,
     cookies: Arc<reqwest::cookie::Jar>,
     pre_mfa_token: String,
+}
+
+// Tokens are secrets: debug output shows that they are there, not what they are.
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("client", &self.client)
+            .field("token", &"<redacted>")
+            .field("signed_in_at", &self.signed_in_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSignIn")
+            .field("connection", &self.connection)
+            .field("pre_mfa_token", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Connection {
@@ -111,4 +130,26 @@ pub async fn sign_in(
     Connection::new(base_url)?
         .sign_in(login, password, mfa_code)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let connection = Connection::new("http://127.0.0.1:6500").unwrap();
+        let signed_in = SignedIn {
+            client: connection.client_with_token("secret-token").unwrap(),
+            token: "secret-token".into(),
+            signed_in_at: Utc::now(),
+        };
+        let pending = PendingSignIn {
+            connection,
+            cookies: Arc::default(),
+            pre_mfa_token: "secret-pre-token".into(),
+        };
+        let shown = format!("{signed_in:?} {pending:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
 }
