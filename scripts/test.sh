@@ -13,6 +13,21 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# System tools the tests drive (a pseudo-terminal, a private CA, the curl
+# sample): installed from Debian's packages when missing.
+missing=()
+for tool in tmux:tmux openssl:openssl curl:curl python3:python3 sqlite3:sqlite3; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]} (apt-get)"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
