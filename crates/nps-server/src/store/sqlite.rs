@@ -944,6 +944,14 @@ impl Store for SqliteStore {
                 promoted.started += applied.changed as usize;
             }
             for id in ends {
+                // Chosen by a read before this transaction: an ExtendAsync
+                // committed in between may have moved the end.
+                let still_due = load_session(c, id)?
+                    .and_then(|s| s.session.scheduled_end_date_time_utc)
+                    .is_some_and(|end| end <= now);
+                if !still_due {
+                    continue;
+                }
                 let applied = apply_event(
                     c,
                     id,
