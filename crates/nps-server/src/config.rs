@@ -48,6 +48,7 @@ impl Default for AuthConfig {
 pub struct SessionConfig {
     /// Length of a session created without an end (minutes); also the longest
     /// session a request may ask for.
+    #[serde(deserialize_with = "max_length_minutes")]
     pub max_length_minutes: u32,
     /// Whether new sessions allow ExtendAsync.
     pub allow_extension: bool,
@@ -55,6 +56,17 @@ pub struct SessionConfig {
     pub max_extensions: u32,
     /// The most minutes one extension may add.
     pub max_extension_minutes: u32,
+}
+
+/// Checked while deserializing, so the error carries the value's position.
+fn max_length_minutes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let minutes = u32::deserialize(d)?;
+    if minutes == 0 {
+        return Err(serde::de::Error::custom(
+            "sessions.max_length_minutes must be at least 1",
+        ));
+    }
+    Ok(minutes)
 }
 
 impl Default for SessionConfig {
@@ -68,13 +80,106 @@ impl Default for SessionConfig {
     }
 }
 
+/// A value of the session that a command argument can carry, written
+/// `{name}` in the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placeholder {
+    SessionId,
+    Login,
+    ActivityName,
+    ResourceName,
+    Phase,
+    ActionKey,
+}
+
+impl Placeholder {
+    pub const ALL: [Placeholder; 6] = [
+        Placeholder::SessionId,
+        Placeholder::Login,
+        Placeholder::ActivityName,
+        Placeholder::ResourceName,
+        Placeholder::Phase,
+        Placeholder::ActionKey,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Placeholder::SessionId => "session_id",
+            Placeholder::Login => "login",
+            Placeholder::ActivityName => "activity_name",
+            Placeholder::ResourceName => "resource_name",
+            Placeholder::Phase => "phase",
+            Placeholder::ActionKey => "action_key",
+        }
+    }
+}
+
+/// One piece of a command argument.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArgPart {
+    Text(String),
+    Value(Placeholder),
+}
+
+/// A command argument as configured: text and placeholders, filled for each
+/// session in one pass (a value is never read again for placeholders).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg(pub Vec<ArgPart>);
+
+impl Arg {
+    /// Reads `{name}` placeholders: `{` then lowercase letters and `_` then
+    /// `}`. Anything else is text, and so is `${...}` (shell syntax), so
+    /// scripts keep their variables. An unknown name is an error: a typo
+    /// must not reach a program as literal text.
+    pub fn parse(text: &str) -> Result<Arg, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            let (before, after) = (&rest[..open], &rest[open + 1..]);
+            literal.push_str(before);
+            let name_len = after
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(after.len());
+            let is_placeholder =
+                name_len > 0 && after[name_len..].starts_with('}') && !before.ends_with('$');
+            if !is_placeholder {
+                literal.push('{');
+                rest = after;
+                continue;
+            }
+            let name = &after[..name_len];
+            let placeholder = Placeholder::ALL
+                .into_iter()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| {
+                    let known: Vec<String> = Placeholder::ALL
+                        .iter()
+                        .map(|p| format!("{{{}}}", p.name()))
+                        .collect();
+                    format!("unknown placeholder {{{name}}}: use {}", known.join(", "))
+                })?;
+            if !literal.is_empty() {
+                parts.push(ArgPart::Text(std::mem::take(&mut literal)));
+            }
+            parts.push(ArgPart::Value(placeholder));
+            rest = &after[name_len + 1..];
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            parts.push(ArgPart::Text(literal));
+        }
+        Ok(Arg(parts))
+    }
+}
+
 /// One action of a start or end list.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Runs a program (no shell); placeholders in args are filled from the session.
     Command {
         program: PathBuf,
-        args: Vec<String>,
+        args: Vec<Arg>,
         timeout: Duration,
     },
     /// POSTs the session as JSON; any 2xx is success.
@@ -192,7 +297,7 @@ struct RawAction {
     kind: Spanned<String>,
     program: Option<Spanned<String>>,
     #[serde(default)]
-    args: Vec<String>,
+    args: Vec<Spanned<String>>,
     url: Option<Spanned<String>>,
     timeout_secs: Option<Spanned<u64>>,
 }
@@ -284,12 +389,6 @@ impl Config {
             }
             config.request_body_max_bytes = n.into_inner() as usize;
         }
-        if config.sessions.max_length_minutes == 0 {
-            return Err((
-                None,
-                "sessions.max_length_minutes must be at least 1".into(),
-            ));
-        }
         Ok(config)
     }
 }
@@ -331,9 +430,19 @@ fn convert(raw: Spanned<RawAction>) -> Result<Action, Problem> {
                     program.get_ref()
                 ),
             })?;
+            let args = raw
+                .args
+                .iter()
+                .map(|arg| {
+                    Arg::parse(arg.get_ref()).map_err(|message| Problem {
+                        at: arg.span().start,
+                        message,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
             Ok(Action::Command {
                 program: path,
-                args: raw.args,
+                args,
                 timeout,
             })
         }
@@ -451,6 +560,38 @@ program = "true"
                 .starts_with("3: \"ftp://x\" is not an http or https URL")
         );
         assert!(err("[actions]\nworkerz = 3\n").starts_with("2: unknown field `workerz`"));
+    }
+
+    #[test]
+    fn args_read_placeholders_and_leave_everything_else_as_text() {
+        use ArgPart::*;
+        assert_eq!(
+            Arg::parse("user={login};host={resource_name}").unwrap(),
+            Arg(vec![
+                Text("user=".into()),
+                Value(Placeholder::Login),
+                Text(";host=".into()),
+                Value(Placeholder::ResourceName),
+            ])
+        );
+        for text in [
+            "${login} {} {\"a\": 1} { x; } {a,b} {Login} {login",
+            "find . -exec rm {} +",
+        ] {
+            assert_eq!(Arg::parse(text).unwrap(), Arg(vec![Text(text.into())]));
+        }
+        assert_eq!(Arg::parse("").unwrap(), Arg(vec![]));
+        assert!(Arg::parse("{sesion_id}")
+            .unwrap_err()
+            .starts_with("unknown placeholder {sesion_id}: use {session_id}, {login}"));
+    }
+
+    #[test]
+    fn a_zero_session_length_names_its_line() {
+        assert_eq!(
+            err("[sessions]\nallow_extension = true\nmax_length_minutes = 0\n"),
+            "3: sessions.max_length_minutes must be at least 1"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use nps_api::ActivitySession;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::state::Phase;
-use crate::config::Action;
+use crate::config::{Action, Arg, ArgPart, Placeholder};
 
 /// Most bytes of a program's stdout (and of its stderr) kept for the log.
 pub const OUTPUT_LIMIT: usize = 2048;
@@ -35,19 +35,28 @@ impl Invocation<'_> {
             .unwrap_or_default()
     }
 
-    /// Fills `{session_id}`, `{login}`, `{activity_name}`, `{resource_name}`,
-    /// `{phase}` and `{action_key}` in an argument.
-    fn fill(&self, arg: &str) -> String {
+    fn value(&self, placeholder: Placeholder) -> String {
         let s = self.session;
-        arg.replace("{session_id}", &s.id.to_string())
-            .replace("{login}", &self.login())
-            .replace("{activity_name}", s.activity_name.as_deref().unwrap_or(""))
-            .replace(
-                "{resource_name}",
-                s.managed_resource_name.as_deref().unwrap_or(""),
-            )
-            .replace("{phase}", self.phase.as_str())
-            .replace("{action_key}", &self.key())
+        match placeholder {
+            Placeholder::SessionId => s.id.to_string(),
+            Placeholder::Login => self.login(),
+            Placeholder::ActivityName => s.activity_name.clone().unwrap_or_default(),
+            Placeholder::ResourceName => s.managed_resource_name.clone().unwrap_or_default(),
+            Placeholder::Phase => self.phase.as_str().to_string(),
+            Placeholder::ActionKey => self.key(),
+        }
+    }
+
+    /// The argument with its placeholders filled, in one pass: a value that
+    /// itself looks like `{login}` stays as it is.
+    fn fill(&self, arg: &Arg) -> String {
+        arg.0
+            .iter()
+            .map(|part| match part {
+                ArgPart::Text(text) => text.clone(),
+                ArgPart::Value(placeholder) => self.value(*placeholder),
+            })
+            .collect()
     }
 }
 
@@ -102,7 +111,7 @@ fn describe_output(stdout: (Vec<u8>, bool), stderr: (Vec<u8>, bool)) -> String {
 
 async fn run_command(
     program: &std::path::Path,
-    args: &[String],
+    args: &[Arg],
     timeout: Duration,
     inv: &Invocation<'_>,
 ) -> Result<String, String> {
