@@ -117,6 +117,14 @@ async fn run_command(
 ) -> Result<String, String> {
     let s = inv.session;
     let mut cmd = tokio::process::Command::new(program);
+    // The program sees the server's environment without its NPS_ variables
+    // (NPS_BOOTSTRAP_PASSWORD and NPS_BOOTSTRAP_TOTP_SECRET are the first
+    // Admin's credentials), then the session's.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("NPS_") {
+            cmd.env_remove(name);
+        }
+    }
     cmd.args(args.iter().map(|a| inv.fill(a)))
         .env("NPS_SESSION_ID", s.id.to_string())
         .env(
