@@ -3,6 +3,7 @@
 //! make an action run again (at-least-once).
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nps_api::ActivitySession;
@@ -13,6 +14,10 @@ use crate::config::{Action, Arg, ArgPart, Placeholder};
 
 /// Most bytes of a program's stdout (and of its stderr) kept for the log.
 pub const OUTPUT_LIMIT: usize = 2048;
+/// How long a program's output is still read after it exited: a background
+/// process it left behind may hold stdout open, and must not hold up the
+/// session.
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
 /// Which action of which session is running.
 pub struct Invocation<'a> {
@@ -76,20 +81,68 @@ pub async fn run(
     }
 }
 
-/// Reads a stream to its end, keeping the first `OUTPUT_LIMIT` bytes.
-async fn read_bounded<R: AsyncRead + Unpin>(mut r: R) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 4096];
-    let mut truncated = false;
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return (kept, truncated),
-            Ok(n) => {
-                let room = OUTPUT_LIMIT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-                truncated |= n > room;
+/// The first `OUTPUT_LIMIT` bytes of a stream, and whether there was more.
+type Captured = Arc<Mutex<(Vec<u8>, bool)>>;
+
+/// Reads a stream while the program runs, keeping its first `OUTPUT_LIMIT`
+/// bytes (and reading on, so the program never blocks on a full pipe).
+struct Capture {
+    captured: Captured,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Capture {
+    fn start<R: AsyncRead + Unpin + Send + 'static>(mut stream: R) -> Capture {
+        let captured: Captured = Arc::default();
+        let into = Arc::clone(&captured);
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        let mut kept = into.lock().expect("captured output");
+                        let room = OUTPUT_LIMIT.saturating_sub(kept.0.len());
+                        kept.0.extend_from_slice(&buf[..n.min(room)]);
+                        kept.1 |= n > room;
+                    }
+                }
             }
+        });
+        Capture { captured, reader }
+    }
+
+    /// What was captured, once the program exited: the reader gets
+    /// `OUTPUT_GRACE` to reach the end of the stream, then is stopped (which
+    /// closes the pipe).
+    async fn finish(mut self) -> (Vec<u8>, bool) {
+        if tokio::time::timeout(OUTPUT_GRACE, &mut self.reader)
+            .await
+            .is_err()
+        {
+            self.reader.abort();
         }
+        std::mem::take(&mut *self.captured.lock().expect("captured output"))
+    }
+}
+
+/// A program's stdout and stderr, for the log.
+struct Output {
+    stdout: Capture,
+    stderr: Capture,
+}
+
+impl Output {
+    fn capture(child: &mut tokio::process::Child) -> Output {
+        Output {
+            stdout: Capture::start(child.stdout.take().expect("piped")),
+            stderr: Capture::start(child.stderr.take().expect("piped")),
+        }
+    }
+
+    async fn describe(self) -> String {
+        let (stdout, stderr) = tokio::join!(self.stdout.finish(), self.stderr.finish());
+        describe_output(stdout, stderr)
     }
 }
 
@@ -148,8 +201,7 @@ async fn run_command(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     let pid = child.id();
-    let stdout = tokio::spawn(read_bounded(child.stdout.take().expect("piped")));
-    let stderr = tokio::spawn(read_bounded(child.stderr.take().expect("piped")));
+    let output = Output::capture(&mut child);
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => status.map_err(|e| format!("waiting for {}: {e}", program.display()))?,
         Err(_) => {
@@ -161,10 +213,7 @@ async fn run_command(
                 }
             }
             let _ = child.kill().await;
-            let output = describe_output(
-                stdout.await.unwrap_or_default(),
-                stderr.await.unwrap_or_default(),
-            );
+            let output = output.describe().await;
             return Err(format!(
                 "{} timed out after {} s and was killed{output}",
                 program.display(),
@@ -172,10 +221,7 @@ async fn run_command(
             ));
         }
     };
-    let output = describe_output(
-        stdout.await.unwrap_or_default(),
-        stderr.await.unwrap_or_default(),
-    );
+    let output = output.describe().await;
     if status.success() {
         Ok(format!("exit 0{output}"))
     } else {
