@@ -52,7 +52,13 @@ impl Engine {
             notify: Notify::new(),
             in_flight: Mutex::new(HashSet::new()),
             permits: Arc::new(Semaphore::new(workers)),
-            http: reqwest::Client::new(),
+            // A webhook answering a redirect has not taken the session:
+            // following it would turn the POST into a GET elsewhere.
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("nps-server/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("the webhook HTTP client builds"),
             log,
             running: AtomicUsize::new(0),
         })
