@@ -107,6 +107,9 @@ async fn a_webhook_receives_the_session_as_json_with_the_same_idempotency_key_on
     let second = hook.next().await;
     for request in [&first, &second] {
         assert_eq!(request.request_line, "POST /nps/ended HTTP/1.1");
+        assert!(request
+            .header("user-agent")
+            .is_some_and(|a| a.starts_with("nps-server/")));
         assert_eq!(
             request.header("idempotency-key"),
             Some(format!("{id}:end:0").as_str())
@@ -191,6 +194,57 @@ async fn a_flaky_end_action_that_succeeds_on_its_third_try_ends_the_session_canc
         2,
         "{log:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_webhook_that_answers_a_redirect_has_not_taken_the_session() {
+    let mut hook = WebhookReceiver::start(vec![308, 302]).await;
+    let nps = Nps::start(&format!(
+        "[actions]\nmax_attempts = 2\nbackoff_initial_ms = 50\n\n\
+         [[actions.end]]\nkind = \"webhook\"\nurl = \"{}/moved\"\n",
+        hook.url
+    ))
+    .await;
+    let id = nps.create(ActivitySessionRequest::default()).await.id;
+    let ended = nps
+        .api
+        .end_session_and_wait(&id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, SessionStatus::Failed);
+    assert_eq!(hook.next().await.request_line, "POST /moved HTTP/1.1");
+    assert_eq!(hook.next().await.request_line, "POST /moved HTTP/1.1");
+    let log = nps.log(id).await;
+    assert!(contains(&log, "answered 302 Found"), "{log:#?}");
+}
+
+#[tokio::test]
+async fn an_action_past_its_timeout_is_killed_with_what_it_started_and_counts_as_a_failure() {
+    let scratch = Scratch::new();
+    let pids = scratch.file("pids");
+    let nps = Nps::start(&format!(
+        "[actions]\nmax_attempts = 1\n\n[[actions.end]]\ntimeout_secs = 1\n{}",
+        sh(r#"sleep 60 & echo "$$ $!" > "$1"; wait"#, &[&pids])
+    ))
+    .await;
+    let id = nps.create(ActivitySessionRequest::default()).await.id;
+    let asked = Instant::now();
+    let ended = nps
+        .api
+        .end_session_and_wait(&id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, SessionStatus::Failed);
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    let log = nps.log(id).await;
+    assert!(
+        contains(&log, "/bin/sh timed out after 1 s and was killed"),
+        "{log:#?}"
+    );
+    // Both the shell and the sleep it started are gone.
+    for pid in lines(&pids)[0].split(' ') {
+        assert!(!running(pid), "process {pid} outlived the timeout");
+    }
 }
 
 #[tokio::test]
@@ -984,6 +1038,17 @@ impl Drop for Scratch {
     }
 }
 
+/// Whether a process runs (a zombie, dead but not yet reaped, does not).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
 /// Runs a command that should exit by itself; kills it after 30 s.
 fn run_to_exit(cmd: &mut Command) -> (bool, String) {
     let mut child = cmd
@@ -1022,7 +1087,8 @@ impl HookRequest {
 }
 
 /// A minimal HTTP/1.1 server on loopback that records each request and
-/// answers the given statuses in turn, then 200.
+/// answers the given statuses in turn, then 200 (each with a Location, so a
+/// redirect could be followed).
 struct WebhookReceiver {
     url: String,
     requests: tokio::sync::mpsc::UnboundedReceiver<HookRequest>,
@@ -1045,7 +1111,8 @@ impl WebhookReceiver {
                 let status = statuses.next().unwrap_or(200);
                 let _ = tx.send(request);
                 let answer = format!(
-                    "HTTP/1.1 {status} Whatever\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    "HTTP/1.1 {status} Whatever\r\nlocation: /elsewhere\r\n\
+                     content-length: 0\r\nconnection: close\r\n\r\n"
                 );
                 let _ = stream.write_all(answer.as_bytes()).await;
                 let _ = stream.shutdown().await;
