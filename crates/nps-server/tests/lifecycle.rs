@@ -503,7 +503,7 @@ async fn a_thousand_sessions_expiring_at_once_all_complete_with_at_most_workers_
     ))
     .await;
 
-    let end = Utc::now() + chrono::Duration::seconds(8);
+    let end = Utc::now() + chrono::Duration::seconds(5);
     let created = Instant::now();
     let ids = nps.create_many(SESSIONS, end).await;
     println!(
@@ -521,6 +521,8 @@ async fn a_thousand_sessions_expiring_at_once_all_complete_with_at_most_workers_
     let mut slowest_read = Duration::ZERO;
     let sessions = loop {
         let asked = Instant::now();
+        nps.get(ids[0]).await;
+        slowest_read = slowest_read.max(asked.elapsed());
         let finished: Vec<ActivitySession> = nps
             .http
             .get(format!(
@@ -533,7 +535,6 @@ async fn a_thousand_sessions_expiring_at_once_all_complete_with_at_most_workers_
             .json()
             .await
             .unwrap();
-        slowest_read = slowest_read.max(asked.elapsed());
         if finished.len() == SESSIONS {
             break finished;
         }
@@ -554,7 +555,7 @@ async fn a_thousand_sessions_expiring_at_once_all_complete_with_at_most_workers_
         .unwrap();
     println!(
         "{SESSIONS} sessions expiring at once: the last read Complete {} ms after the scheduled end \
-         (drained in {} ms with {WORKERS} workers); the slowest listing during the drain took {} ms",
+         (drained in {} ms with {WORKERS} workers); the slowest GetByIdAsync during the drain took {} ms",
         (last_end - end).num_milliseconds(),
         drained.elapsed().as_millis(),
         slowest_read.as_millis()
@@ -564,7 +565,7 @@ async fn a_thousand_sessions_expiring_at_once_all_complete_with_at_most_workers_
     assert!(sessions.iter().all(|s| wanted.contains(&s.id)));
     assert!(
         slowest_read < Duration::from_secs(3),
-        "a listing took {} ms during the drain",
+        "GetByIdAsync took {} ms during the drain",
         slowest_read.as_millis()
     );
 
