@@ -23,15 +23,17 @@
 
 pub mod document;
 pub mod error;
+pub mod extract;
 pub mod policy;
 pub mod types;
 
 use dropshot::{
     EndpointTagPolicy, HttpResponseAccepted, HttpResponseCreated, HttpResponseHeaders,
-    HttpResponseOk, Path, Query, RequestContext, TypedBody,
+    HttpResponseOk, RequestContext,
 };
 
 pub use error::ProblemDetails;
+pub use extract::{JsonBody, PathParams, QueryParams};
 pub use types::*;
 
 /// Header-carrying answer with a `Location` header.
@@ -67,7 +69,7 @@ pub trait NpsApi {
     }]
     async fn sign_in_body(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<SignInBody>,
+        body: JsonBody<SignInBody>,
     ) -> Result<HttpResponseHeaders<HttpResponseOk<String>, SetCookieHeader>, ProblemDetails>;
 
     /// Completes sign-in with a TOTP code
@@ -85,7 +87,7 @@ pub trait NpsApi {
     }]
     async fn sign_in_2fa(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<MfaCode>,
+        body: JsonBody<MfaCode>,
     ) -> Result<HttpResponseOk<String>, ProblemDetails>;
 
     /// Create and start an activity session from a request object.
@@ -100,7 +102,7 @@ pub trait NpsApi {
     }]
     async fn create_async(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<ActivitySessionRequest>,
+        body: JsonBody<ActivitySessionRequest>,
     ) -> Result<Located<HttpResponseCreated<ActivitySession>>, ProblemDetails>;
 
     /// Get all sessions by category, if no category given, then return all.
@@ -115,7 +117,7 @@ pub trait NpsApi {
     }]
     async fn get_all_activity_sessions_by_status_async(
         rqctx: RequestContext<Self::Context>,
-        query: Query<ListSessionsQuery>,
+        query: QueryParams<ListSessionsQuery>,
     ) -> Result<HttpResponseOk<Vec<ActivitySession>>, ProblemDetails>;
 
     /// Gets a session by id
@@ -127,7 +129,7 @@ pub trait NpsApi {
     }]
     async fn get_by_id_async(
         rqctx: RequestContext<Self::Context>,
-        path: Path<SessionIdPath>,
+        path: PathParams<SessionIdPath>,
     ) -> Result<HttpResponseOk<ActivitySession>, ProblemDetails>;
 
     /// Ends an activity session ASAP.
@@ -146,7 +148,7 @@ pub trait NpsApi {
     }]
     async fn delete_async(
         rqctx: RequestContext<Self::Context>,
-        path: Path<SessionIdPath>,
+        path: PathParams<SessionIdPath>,
     ) -> Result<Located<HttpResponseAccepted<ActivitySession>>, ProblemDetails>;
 
     /// Extend the given activity session by some number of minutes
@@ -162,8 +164,8 @@ pub trait NpsApi {
     }]
     async fn extend_async(
         rqctx: RequestContext<Self::Context>,
-        path: Path<SessionIdPath>,
-        body: TypedBody<i32>,
+        path: PathParams<SessionIdPath>,
+        body: JsonBody<i32>,
     ) -> Result<HttpResponseOk<ActivitySession>, ProblemDetails>;
 
     /// Gets logs for session by id
@@ -178,8 +180,8 @@ pub trait NpsApi {
     }]
     async fn get_session_logs_async(
         rqctx: RequestContext<Self::Context>,
-        path: Path<SessionIdPath>,
-        query: Query<SessionLogQuery>,
+        path: PathParams<SessionIdPath>,
+        query: QueryParams<SessionLogQuery>,
     ) -> Result<HttpResponseOk<ActionLogCollection>, ProblemDetails>;
 
     /// No-op for load-balancer checks and the benchmark baseline (unpublished).

@@ -6,14 +6,13 @@
 use std::sync::Arc;
 
 use dropshot::{
-    HttpResponseAccepted, HttpResponseCreated, HttpResponseHeaders, HttpResponseOk, Path, Query,
-    RequestContext, TypedBody,
+    HttpResponseAccepted, HttpResponseCreated, HttpResponseHeaders, HttpResponseOk, RequestContext,
 };
 use nps_api::policy::policy_for;
 use nps_api::{
-    session_location, ActionLogCollection, ActivitySession, ActivitySessionRequest,
-    ListSessionsQuery, Located, LocationHeader, MfaCode, NpsApi, ProblemDetails, SessionIdPath,
-    SessionLogQuery, SetCookieHeader, SignInBody,
+    session_location, ActionLogCollection, ActivitySession, ActivitySessionRequest, JsonBody,
+    ListSessionsQuery, Located, LocationHeader, MfaCode, NpsApi, PathParams, ProblemDetails,
+    QueryParams, SessionIdPath, SessionLogQuery, SetCookieHeader, SignInBody,
 };
 use slog::error;
 
@@ -129,7 +128,7 @@ impl NpsApi for NpsServerImpl {
 
     async fn sign_in_body(
         rqctx: Rq,
-        body: TypedBody<SignInBody>,
+        body: JsonBody<SignInBody>,
     ) -> Result<HttpResponseHeaders<HttpResponseOk<String>, SetCookieHeader>, ProblemDetails> {
         let body = body.into_inner();
         let state = rqctx.context();
@@ -151,7 +150,7 @@ impl NpsApi for NpsServerImpl {
 
     async fn sign_in_2fa(
         rqctx: Rq,
-        body: TypedBody<MfaCode>,
+        body: JsonBody<MfaCode>,
     ) -> Result<HttpResponseOk<String>, ProblemDetails> {
         let code = body.into_inner().digits();
         let headers = rqctx.request.headers();
@@ -167,7 +166,7 @@ impl NpsApi for NpsServerImpl {
 
     async fn create_async(
         rqctx: Rq,
-        body: TypedBody<ActivitySessionRequest>,
+        body: JsonBody<ActivitySessionRequest>,
     ) -> Result<Located<HttpResponseCreated<ActivitySession>>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
         let session = rqctx
@@ -181,7 +180,7 @@ impl NpsApi for NpsServerImpl {
 
     async fn get_all_activity_sessions_by_status_async(
         rqctx: Rq,
-        query: Query<ListSessionsQuery>,
+        query: QueryParams<ListSessionsQuery>,
     ) -> Result<HttpResponseOk<Vec<ActivitySession>>, ProblemDetails> {
         caller(&rqctx).await?;
         let sessions = rqctx
@@ -195,7 +194,7 @@ impl NpsApi for NpsServerImpl {
 
     async fn get_by_id_async(
         rqctx: Rq,
-        path: Path<SessionIdPath>,
+        path: PathParams<SessionIdPath>,
     ) -> Result<HttpResponseOk<ActivitySession>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
         let session = rqctx
@@ -209,7 +208,7 @@ impl NpsApi for NpsServerImpl {
 
     async fn delete_async(
         rqctx: Rq,
-        path: Path<SessionIdPath>,
+        path: PathParams<SessionIdPath>,
     ) -> Result<Located<HttpResponseAccepted<ActivitySession>>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
         let id = path.into_inner().session_id;
@@ -224,8 +223,8 @@ impl NpsApi for NpsServerImpl {
 
     async fn extend_async(
         rqctx: Rq,
-        path: Path<SessionIdPath>,
-        body: TypedBody<i32>,
+        path: PathParams<SessionIdPath>,
+        body: JsonBody<i32>,
     ) -> Result<HttpResponseOk<ActivitySession>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
         let session = rqctx
@@ -244,8 +243,8 @@ impl NpsApi for NpsServerImpl {
 
     async fn get_session_logs_async(
         rqctx: Rq,
-        path: Path<SessionIdPath>,
-        query: Query<SessionLogQuery>,
+        path: PathParams<SessionIdPath>,
+        query: QueryParams<SessionLogQuery>,
     ) -> Result<HttpResponseOk<ActionLogCollection>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
         let logs = rqctx
