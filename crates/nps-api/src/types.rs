@@ -10,6 +10,42 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
+/// Makes a struct readable only from a JSON object. Serde's derived
+/// `Deserialize` also reads a struct from an array of its fields in order
+/// (`[null, "x"]`), which no NPS client sends and the document does not
+/// allow. The struct derives with `#[serde(remote = "Self")]`, which turns the
+/// derived impls into inherent functions; the trait impls written here call
+/// them, the `Deserialize` one only after checking that the input is a map.
+/// Errors keep their path (`customFields[0].name: ...`).
+macro_rules! objects_only {
+    ($ty:ident) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct ObjectVisitor;
+                impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        map: A,
+                    ) -> Result<$ty, A::Error> {
+                        $ty::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    }
+                }
+                deserializer.deserialize_map(ObjectVisitor)
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                $ty::serialize(self, serializer)
+            }
+        }
+    };
+}
+
 /// The state of an activity session (`SbPAM.Constants.ActionConstants+SessionStatus`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum SessionStatus {
@@ -164,7 +200,7 @@ pub enum CustomFieldDataType {
 
 /// A custom field of a session request (`SbPAM.Models.CustomFieldDto`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct CustomFieldDto {
     #[serde(default)]
     pub policy_id: Option<Uuid>,
@@ -176,12 +212,14 @@ pub struct CustomFieldDto {
     pub value: Option<String>,
 }
 
+objects_only!(CustomFieldDto);
+
 /// What CreateAsync takes (`SbPAM.Models.ActivitySessionRequest`). Every
 /// property is optional. `createdBy`, `createdByUserName` and
 /// `createdFromAddress` are accepted for compatibility and ignored: the server
 /// records the signed-in caller and the peer address instead.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct ActivitySessionRequest {
     #[serde(default)]
     pub created_by: Option<Uuid>,
@@ -224,6 +262,8 @@ pub struct ActivitySessionRequest {
     #[serde(default)]
     pub custom_fields: Option<Vec<CustomFieldDto>>,
 }
+
+objects_only!(ActivitySessionRequest);
 
 /// One line of a session's log (`SbPAM.Models.ActionLogDto`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -431,6 +471,20 @@ mod tests {
         assert_eq!(n.digits(), "012345");
         let s: MfaCode = serde_json::from_str(r#""654321""#).unwrap();
         assert_eq!(s.digits(), "654321");
+    }
+
+    #[test]
+    fn requests_are_objects_not_arrays() {
+        assert!(serde_json::from_str::<ActivitySessionRequest>("[null, null]").is_err());
+        let ok: ActivitySessionRequest =
+            serde_json::from_str(r#"{"note": "n", "customFields": [{"name": "a"}], "x": 1}"#)
+                .unwrap();
+        assert_eq!(ok.note.as_deref(), Some("n"));
+        let nested = r#"{"customFields": [[null, null, "a", "b"]]}"#;
+        assert!(serde_json::from_str::<ActivitySessionRequest>(nested).is_err());
+        // Serialize still writes the camelCase object.
+        let text = serde_json::to_string(&ok).unwrap();
+        assert!(text.contains(r#""customFields":[{"#), "{text}");
     }
 
     #[test]
