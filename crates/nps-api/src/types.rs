@@ -332,12 +332,50 @@ impl<'de> Deserialize<'de> for SignInBody {
 }
 
 /// The MFA code sent to `/signin2fa`: a bare JSON number (`123456`, as the
-/// PowerShell samples send it) or a JSON string (`"123456"`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// PowerShell samples send it) or a JSON string (`"123456"`). A number is the
+/// six digits without their leading zeros, so it is at most 999999.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum MfaCode {
-    Number(u32),
+    Number(#[schemars(range(max = 999_999))] u32),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for MfaCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CodeVisitor;
+        const TOO_BIG: &str = "a code sent as a number has at most six digits (0 to 999999)";
+        impl serde::de::Visitor<'_> for CodeVisitor {
+            type Value = MfaCode;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the six-digit code, as a number or a string")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<MfaCode, E> {
+                match u32::try_from(n) {
+                    Ok(n) if n <= 999_999 => Ok(MfaCode::Number(n)),
+                    _ => Err(E::custom(TOO_BIG)),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<MfaCode, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(TOO_BIG)),
+                }
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<MfaCode, E> {
+                // JSON Schema counts 123456.0 as an integer.
+                if n.fract() == 0.0 && (0.0..=999_999.0).contains(&n) {
+                    Ok(MfaCode::Number(n as u32))
+                } else {
+                    Err(E::custom(TOO_BIG))
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<MfaCode, E> {
+                Ok(MfaCode::Text(s.to_string()))
+            }
+        }
+        deserializer.deserialize_any(CodeVisitor)
+    }
 }
 
 impl MfaCode {
@@ -471,6 +509,11 @@ mod tests {
         assert_eq!(n.digits(), "012345");
         let s: MfaCode = serde_json::from_str(r#""654321""#).unwrap();
         assert_eq!(s.digits(), "654321");
+        let f: MfaCode = serde_json::from_str("123456.0").unwrap();
+        assert_eq!(f.digits(), "123456");
+        for bad in ["1000000", "91766100026", "-1", "1.5", "null", "[1]"] {
+            assert!(serde_json::from_str::<MfaCode>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
