@@ -93,7 +93,10 @@ pub trait NpsApi {
     /// Create and start an activity session from a request object.
     ///
     /// If `startDateTimeUtc` is empty the session starts now (status Active);
-    /// a start in the future makes it Pending until then.
+    /// a start in the future makes it Pending until then. Refused (400) when
+    /// `endDateTimeUtc` is not after the start, when the session would last
+    /// longer than the server's maximum (480 minutes by default), or when a
+    /// date falls outside the years 1970 to 9999.
     #[endpoint {
         method = POST,
         path = "/api/v1/ActivitySession",
@@ -153,7 +156,8 @@ pub trait NpsApi {
 
     /// Extend the given activity session by some number of minutes
     ///
-    /// The body is the number of minutes. Refused (400) when the session does
+    /// The body is the number of minutes, from 1 to the server's limit for
+    /// one extension (240 by default). Refused (400) when the session does
     /// not allow extension, or the count or minutes limit would be passed;
     /// 409 when the session has already ended.
     #[endpoint {

@@ -743,7 +743,7 @@ Arguments:
     }
     /**Create and start an activity session from a request object. (Auth policies: MfaRequired)
 
-If `startDateTimeUtc` is empty the session starts now (status Active); a start in the future makes it Pending until then.
+If `startDateTimeUtc` is empty the session starts now (status Active); a start in the future makes it Pending until then. Refused (400) when `endDateTimeUtc` is not after the start, when the session would last longer than the server's maximum (480 minutes by default), or when a date falls outside the years 1970 to 9999.
 
 Sends a `POST` request to `/api/v1/ActivitySession`
 
@@ -905,7 +905,7 @@ Arguments:
     }
     /**Extend the given activity session by some number of minutes (Auth policies: MfaRequired)
 
-The body is the number of minutes. Refused (400) when the session does not allow extension, or the count or minutes limit would be passed; 409 when the session has already ended.
+The body is the number of minutes, from 1 to the server's limit for one extension (240 by default). Refused (400) when the session does not allow extension, or the count or minutes limit would be passed; 409 when the session has already ended.
 
 Sends a `POST` request to `/api/v1/ActivitySession/{sessionId}/Extend`
 
