@@ -1165,3 +1165,16 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<HookRequest>
         body,
     })
 }
+
+/// The README shows `examples/actions.toml` verbatim, so the example a reader
+/// copies is the one the test above runs.
+#[test]
+fn the_readme_shows_the_actions_example_verbatim() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let example = std::fs::read_to_string(format!("{root}/examples/actions.toml")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```toml\n{example}```")),
+        "README.md's actions example differs from examples/actions.toml: copy the file into the README"
+    );
+}
