@@ -22,18 +22,18 @@ fn print_credentials(
     secret: Option<&str>,
     uri: &str,
 ) {
-    println!("{heading}");
-    println!("  login: {login}");
+    let mut text = format!("{heading}\n  login: {login}\n");
     if let Some(p) = password {
-        println!("  password: {p}");
+        text.push_str(&format!("  password: {p}\n"));
     }
     if let Some(s) = secret {
-        println!("  TOTP secret: {s}");
+        text.push_str(&format!("  TOTP secret: {s}\n"));
     }
-    println!("  otpauth: {uri}");
+    text.push_str(&format!("  otpauth: {uri}"));
     if password.is_some() || secret.is_some() {
-        println!("  Store these now: they are not shown again.");
+        text.push_str("\n  Store these now: they are not shown again.");
     }
+    crate::say(&text);
 }
 
 /// On an empty user store, creates the first Admin from `NPS_BOOTSTRAP_*`

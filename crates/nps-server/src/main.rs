@@ -224,13 +224,23 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     tokio::spawn(purge_tokens(Arc::clone(&store), log.clone()));
 
     info!(log, "nps-server started"; "url" => &url, "database" => %cli.database.display(), "node_id" => %node_id);
-    println!("nps-server listening on {url}");
-    println!(
-        "Sign in: POST {url}/signinBody {{\"Login\": ..., \"Password\": ...}}, then POST {url}/signin2fa with the TOTP code (see README.md)."
-    );
+    say(&format!(
+        "nps-server listening on {url}\n\
+         Sign in: POST {url}/signinBody {{\"Login\": ..., \"Password\": ...}}, then POST {url}/signin2fa with the TOTP code (see README.md)."
+    ));
     server
         .await
         .map_err(|e| anyhow::anyhow!("the server stopped: {e}"))
+}
+
+/// Prints a line for the person who started the server. A closed or broken
+/// stdout must not stop a running server (println! would panic), so write
+/// errors are ignored: the log on stderr has the same facts.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 /// Deletes expired tokens every hour.

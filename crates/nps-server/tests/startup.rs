@@ -1,0 +1,89 @@
+//! What a deployer sees when starting `nps-server`: the first Admin's
+//! credentials printed once, and the refusal to send tokens in clear.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use nps_testkit::{server_binary, sign_in, Credentials};
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nps-startup-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_non_loopback_address_without_tls_is_refused() {
+    let dir = temp_dir("insecure");
+    let out = Command::new(server_binary())
+        .args(["--bind", "0.0.0.0:0", "--database"])
+        .arg(dir.join("nps.db"))
+        .env_remove("NPS_BIND")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without TLS")
+            && stderr.contains("--allow-insecure-bind"),
+        "{stderr}"
+    );
+    // Nothing was created: the check runs before the database is opened.
+    assert!(!dir.join("nps.db").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_first_start_prints_generated_credentials_once_and_they_sign_in() {
+    let dir = temp_dir("bootstrap");
+    let start = || {
+        let mut child = Command::new(server_binary())
+            .args(["--bind", "127.0.0.1:0", "--database"])
+            .arg(dir.join("nps.db"))
+            .env_remove("NPS_BOOTSTRAP_LOGIN")
+            .env_remove("NPS_BOOTSTRAP_PASSWORD")
+            .env_remove("NPS_BOOTSTRAP_TOTP_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut printed = String::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("server printed its address").unwrap();
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(url) = line.strip_prefix("nps-server listening on ") {
+                break url.to_string();
+            }
+        };
+        (child, url, printed)
+    };
+
+    let (mut first, url, printed) = start();
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {name} in:\n{printed}"))
+    };
+    let creds = Credentials {
+        login: field("login:"),
+        password: field("password:"),
+        totp_secret: field("TOTP secret:"),
+    };
+    assert_eq!(creds.login, "admin");
+    assert!(field("otpauth:").starts_with("otpauth://totp/"));
+    assert!(printed.contains("they are not shown again"));
+    sign_in(&url, &creds).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // The second start creates nobody and prints no secret.
+    let (mut second, _, printed) = start();
+    assert!(!printed.contains("password:"), "{printed}");
+    assert!(!printed.contains(&creds.totp_secret), "{printed}");
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
