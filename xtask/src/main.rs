@@ -3,6 +3,8 @@
 //! `generate` and `check` depend only on `nps-api` (never on the server), so a
 //! warm `cargo xtask check` takes seconds.
 
+#[cfg(feature = "bench")]
+mod bench;
 mod client;
 mod diff;
 mod validate;
@@ -165,6 +167,28 @@ fn check(paths: &Paths) -> Result<(), String> {
     ))
 }
 
-fn bench(_args: &[String]) -> Result<(), String> {
-    Err("cargo xtask bench is not built yet".to_string())
+/// `cargo xtask bench`: the benchmark needs an HTTP client, SQLite and a
+/// release build, which `generate` and `check` do without. So this xtask runs
+/// itself again, built in release with the `bench` feature, which does the work
+/// (`xtask/src/bench.rs`).
+#[cfg(not(feature = "bench"))]
+fn bench(args: &[String]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["run", "--release", "--package", "xtask"])
+        .args(["--features", "bench", "--", "bench"])
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the benchmark failed ({status})"))
+    }
+}
+
+#[cfg(feature = "bench")]
+fn bench(args: &[String]) -> Result<(), String> {
+    bench::run(args)
 }

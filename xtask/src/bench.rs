@@ -1,0 +1,735 @@
+//! `cargo xtask bench`: how fast the server is on this machine, against the
+//! ceiling of dropshot measured in the same run.
+//!
+//! One run builds `nps-server` in release, starts it on a fresh database in
+//! `target/bench/`, signs in as its bootstrapped Admin with a TOTP code, and
+//! then, for each size of the session table (seeded by SQL while the server
+//! is stopped, see `store.rs`):
+//!
+//! 1. baseline: `GET /ping`, the unauthenticated, unpublished no-op;
+//! 2. GetByIdAsync over random existing sessions;
+//! 3. DeleteAsync over distinct Active sessions, after which the server is
+//!    SIGKILLed and every session answered 202 is looked up in the file;
+//!
+//! all three with wrk (`xtask/bench/*.lua`) over loopback, on the same server
+//! process, one after the other, so each row's ratios are to the baseline
+//! measured minutes earlier on the same machine state. After the first size
+//! it measures the end latency (DELETE until GetByIdAsync shows the terminal
+//! state) one session at a time, with no actions and with one no-op command
+//! action. It prints one table and the targets of issue 7, met or missed by
+//! how much, and writes both to `target/bench/<run>/results.md`.
+
+mod client;
+mod report;
+mod server;
+mod store;
+mod wrk;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use report::{thousands, Baseline, Row, Verdict};
+use server::{Launch, Memory, Server};
+
+const USAGE: &str = "\
+usage: cargo xtask bench [options]
+
+Builds nps-server in release and benchmarks it on this machine (see BENCHMARKS.md).
+
+options:
+  --quick              short runs, sizes 1,000 and 100,000 (under two minutes once built)
+  --sizes A,B,...      session-table sizes (default 1000,100000,1000000)
+  --duration SECS      length of each wrk run (default 20; quick 3)
+  --connections N      wrk connections (default 32)
+  --threads N          wrk threads (default 1)
+  --end-samples N      sessions ended one at a time per end-latency case (default 1000; quick 100)
+  --keep               keep the database under target/bench/ afterwards
+";
+
+struct Options {
+    quick: bool,
+    sizes: Vec<u64>,
+    duration: Duration,
+    connections: u32,
+    threads: u32,
+    end_samples: usize,
+    /// Most ids a DeleteAsync run may end (it stops early when they run out).
+    delete_pool: u64,
+    /// Most ids GetByIdAsync picks among (a uniform sample of the table).
+    get_sample: u64,
+    keep: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut o = Options {
+        quick,
+        sizes: if quick {
+            vec![1_000, 100_000]
+        } else {
+            vec![1_000, 100_000, 1_000_000]
+        },
+        duration: Duration::from_secs(if quick { 3 } else { 20 }),
+        connections: 32,
+        threads: 1,
+        end_samples: if quick { 100 } else { 1000 },
+        delete_pool: if quick { 30_000 } else { 200_000 },
+        get_sample: 100_000,
+        keep: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{arg} needs a value\n\n{USAGE}"))
+        };
+        let number = |v: String| {
+            v.replace('_', "")
+                .parse::<u64>()
+                .map_err(|_| format!("{arg}: {v:?} is not a number"))
+        };
+        match arg.as_str() {
+            "--quick" => {}
+            "--keep" => o.keep = true,
+            "--sizes" => {
+                o.sizes = value()?
+                    .split(',')
+                    .map(|s| number(s.to_string()))
+                    .collect::<Result<_, _>>()?;
+                o.sizes.sort_unstable();
+                if o.sizes.is_empty() || o.sizes[0] < 100 {
+                    return Err("--sizes: each size must be at least 100".into());
+                }
+            }
+            "--duration" => o.duration = Duration::from_secs(number(value()?)?.max(1)),
+            "--connections" => o.connections = number(value()?)? as u32,
+            "--threads" => o.threads = number(value()?)?.max(1) as u32,
+            "--end-samples" => o.end_samples = number(value()?)?.max(1) as usize,
+            "--help" | "-h" => return Err(USAGE.into()),
+            other => return Err(format!("unknown option {other}\n\n{USAGE}")),
+        }
+    }
+    if o.connections < o.threads {
+        return Err("--connections must be at least --threads".into());
+    }
+    Ok(o)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
+/// The machine, as BENCHMARKS.md records it.
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = read("/proc/sys/kernel/osrelease");
+    format!(
+        "{nproc} CPUs ({cpu}), {:.1} GiB memory, Linux {}",
+        mem_kib as f64 / 1024.0 / 1024.0,
+        kernel.trim()
+    )
+}
+
+fn git_revision() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(workspace_root())
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let rev = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    format!("{rev}{}", if dirty { " + uncommitted changes" } else { "" })
+}
+
+fn build_server() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("building nps-server (release)");
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--package", "nps-server"])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --release -p nps-server failed".into());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    Ok(target.join("release/nps-server"))
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort_unstable();
+    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1].as_secs_f64() * 1e6
+}
+
+fn write_lines(path: &Path, ids: &[String]) -> Result<(), String> {
+    let mut text = ids.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn read_lines(path: &Path) -> Result<Vec<String>, String> {
+    Ok(std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Everything one run needs.
+struct Bench {
+    opts: Options,
+    dir: PathBuf,
+    db: PathBuf,
+    binary: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    token: String,
+    /// The session every seeded one copies; never ended.
+    template: String,
+    rows: Vec<Row>,
+    notes: Vec<String>,
+    /// Per size: GetById and Delete rows' indexes, the size's memory.
+    sizes: Vec<SizeResult>,
+    end_no_actions: Option<Row>,
+    durable: bool,
+}
+
+struct SizeResult {
+    size: u64,
+    get: Row,
+    delete: Row,
+    memory: Memory,
+}
+
+impl Bench {
+    fn start(&self, config: Option<&Path>) -> Result<Server, String> {
+        let server = Server::start(&Launch {
+            binary: &self.binary,
+            database: &self.db,
+            config,
+            log: &self.dir.join("server.log"),
+        })?;
+        // Ends left over from a DeleteAsync run (the server was killed with
+        // sessions Cancelling) are finished before anything is measured.
+        let started = Instant::now();
+        let left = store::pending_work(&self.db)?;
+        while store::pending_work(&self.db)? > 0 {
+            if started.elapsed() > Duration::from_secs(900) {
+                return Err("the engine did not finish the pending ends within 15 minutes".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if left > 0 {
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "  the restarted engine finished {left} pending ends in {secs:.1} s ({:.0}/s)",
+                left as f64 / secs
+            );
+        }
+        Ok(server)
+    }
+
+    fn wrk(
+        &self,
+        server: &Server,
+        script: &str,
+        path: &str,
+        duration: Duration,
+        args: Vec<String>,
+    ) -> Result<wrk::Outcome, String> {
+        wrk::run(&wrk::Run {
+            script,
+            url: format!("{}{path}", server.url),
+            duration,
+            threads: self.opts.threads,
+            connections: self.opts.connections,
+            bearer: Some(&self.token),
+            script_args: args,
+            stop_when_threads_done: script == "delete.lua",
+        })
+    }
+
+    /// Baseline, GetByIdAsync and DeleteAsync at one size of the table.
+    fn measure_size(&mut self, size: u64) -> Result<(), String> {
+        let sessions = store::count_sessions(&self.db)?;
+        let get_ids = store::random_ids(&self.db, self.opts.get_sample)?;
+        let pool = store::active_ids(&self.db, self.opts.delete_pool, &self.template)?;
+        if (pool.len() as u64) < u64::from(self.opts.connections) {
+            return Err(format!(
+                "only {} Active sessions are left to end at {size}",
+                pool.len()
+            ));
+        }
+        let get_file = self.dir.join(format!("get-ids-{size}.txt"));
+        let pool_file = self.dir.join(format!("delete-ids-{size}.txt"));
+        let acked_file = self.dir.join(format!("deleted-202-{size}.txt"));
+        write_lines(&get_file, &get_ids)?;
+        write_lines(&pool_file, &pool)?;
+
+        let server = self.start(None)?;
+        let d = self.opts.duration;
+        let warmup = Duration::from_secs(1);
+        println!("  baseline: GET /ping for {} s", d.as_secs());
+        self.wrk(&server, "ping.lua", "/ping", warmup, vec![])?;
+        let ping = self.wrk(&server, "ping.lua", "/ping", d, vec![])?;
+        let base = Baseline {
+            rps: Some(ping.rps),
+            p50_us: ping.p50_us,
+            p99_us: ping.p99_us,
+        };
+        self.check_clean("GET /ping", &ping)?;
+        self.rows.push(Row {
+            scenario: "Baseline: GET /ping (no auth, no-op)".into(),
+            sessions,
+            requests: ping.requests,
+            rps: Some(ping.rps),
+            p50_us: ping.p50_us,
+            p99_us: ping.p99_us,
+            baseline: None,
+            memory: Some(server.memory()?),
+        });
+
+        println!("  GetByIdAsync for {} s", d.as_secs());
+        let get_args = vec![get_file.display().to_string()];
+        self.wrk(&server, "get_by_id.lua", "/", warmup, get_args.clone())?;
+        let get = self.wrk(&server, "get_by_id.lua", "/", d, get_args)?;
+        self.check_clean("GetByIdAsync", &get)?;
+        let get_row = Row {
+            scenario: "GetByIdAsync (MFA token, random ids)".into(),
+            sessions,
+            requests: get.requests,
+            rps: Some(get.rps),
+            p50_us: get.p50_us,
+            p99_us: get.p99_us,
+            baseline: Some(base),
+            memory: Some(server.memory()?),
+        };
+        self.rows.push(get_row.clone());
+
+        println!(
+            "  DeleteAsync over up to {} distinct Active sessions, at most {} s",
+            pool.len(),
+            d.as_secs()
+        );
+        let del = self.wrk(
+            &server,
+            "delete.lua",
+            "/",
+            d,
+            vec![
+                pool_file.display().to_string(),
+                self.opts.threads.to_string(),
+                acked_file.display().to_string(),
+            ],
+        )?;
+        let memory = server.memory()?;
+        // No shutdown: what the file holds now is what a crash would leave.
+        server.kill();
+        let answered = del.field("answered") as u64;
+        let elapsed_s = del.field("elapsed_us") / 1e6;
+        let acked = read_lines(&acked_file)?;
+        let mut unique = acked.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        let ended = store::check_ended(&self.db, &unique)?;
+        let other = del.field("other_status") as u64;
+        let durable = ended.lost.is_empty() && other == 0 && unique.len() == acked.len();
+        self.durable &= durable;
+        self.notes.push(format!(
+            "DeleteAsync at {}: {} of {} answers were 202{}; after SIGKILL the file shows {} of \
+             them Cancelling or Cancelled{}.",
+            thousands(sessions),
+            acked.len(),
+            answered,
+            if other > 0 {
+                format!(" ({other} were not)")
+            } else {
+                String::new()
+            },
+            ended.ended,
+            if ended.lost.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " and {} still Active or missing (e.g. {})",
+                    ended.lost.len(),
+                    ended.lost[0]
+                )
+            },
+        ));
+        let delete_row = Row {
+            scenario: "DeleteAsync (distinct Active, 202 durable)".into(),
+            sessions,
+            requests: answered,
+            rps: Some(if elapsed_s > 0.0 {
+                answered as f64 / elapsed_s
+            } else {
+                0.0
+            }),
+            p50_us: del.p50_us,
+            p99_us: del.p99_us,
+            baseline: Some(base),
+            memory: Some(memory),
+        };
+        self.rows.push(delete_row.clone());
+        self.sizes.push(SizeResult {
+            size,
+            get: get_row,
+            delete: delete_row,
+            memory,
+        });
+        Ok(())
+    }
+
+    /// End latency with and without one no-op command action.
+    fn measure_end_latency(&mut self) -> Result<(), String> {
+        let n = self.opts.end_samples;
+        let true_program = ["/usr/bin/true", "/bin/true"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or("no `true` program in /usr/bin or /bin")?;
+        let config = self.dir.join("one-noop-action.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "# One end action that does nothing: the cost of running an action.\n\
+                 [[actions.end]]\nkind = \"command\"\nprogram = \"{true_program}\"\n"
+            ),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+
+        let mut base = None;
+        for (label, config) in [
+            ("no actions", None),
+            ("one no-op command action", Some(config.as_path())),
+        ] {
+            let server = self.start(config)?;
+            let url = server.url.clone();
+            let http = client::authed(&self.token)?;
+            if base.is_none() {
+                println!("  GET /ping one at a time, {n} times");
+                let mut pings = self.runtime.block_on(client::ping_latencies(&url, n))?;
+                let b = Baseline {
+                    rps: None,
+                    p50_us: percentile(&mut pings, 50.0),
+                    p99_us: percentile(&mut pings, 99.0),
+                };
+                self.rows.push(Row {
+                    scenario: "Baseline: GET /ping, one at a time".into(),
+                    sessions: store::count_sessions(&self.db)?,
+                    requests: n as u64,
+                    rps: None,
+                    p50_us: b.p50_us,
+                    p99_us: b.p99_us,
+                    baseline: None,
+                    memory: None,
+                });
+                base = Some(b);
+            }
+            println!("  end latency, {label}: {n} sessions one at a time");
+            let ids = self.runtime.block_on(async {
+                let mut ids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    ids.push(client::create_session(&http, &url).await?);
+                }
+                Ok::<_, String>(ids)
+            })?;
+            let sessions = store::count_sessions(&self.db)?;
+            let samples = self
+                .runtime
+                .block_on(client::end_latencies(&http, &url, &ids))?;
+            let memory = server.memory()?;
+            server.kill();
+            let mut ended: Vec<Duration> = samples.iter().map(|s| s.ended).collect();
+            let mut accepted: Vec<Duration> = samples.iter().map(|s| s.accepted).collect();
+            let row = Row {
+                scenario: format!("End latency, {label}"),
+                sessions,
+                requests: n as u64,
+                rps: None,
+                p50_us: percentile(&mut ended, 50.0),
+                p99_us: percentile(&mut ended, 99.0),
+                baseline: base,
+                memory: Some(memory),
+            };
+            self.notes.push(format!(
+                "End latency, {label}: the 202 itself took {} (p50), {} (p99); the rest is the \
+                 pipeline until GetByIdAsync shows Cancelled.",
+                report::latency(percentile(&mut accepted, 50.0)),
+                report::latency(percentile(&mut accepted, 99.0)),
+            ));
+            if config.is_none() {
+                self.end_no_actions = Some(row.clone());
+            }
+            self.rows.push(row);
+        }
+        Ok(())
+    }
+
+    fn check_clean(&self, what: &str, o: &wrk::Outcome) -> Result<(), String> {
+        if o.status_errors > 0 || o.socket_errors > 0 || o.requests == 0 {
+            return Err(format!(
+                "{what}: {} requests, {} error answers, {} socket errors: the run is not valid \
+                 (see {})",
+                o.requests,
+                o.status_errors,
+                o.socket_errors,
+                self.dir.join("server.log").display()
+            ));
+        }
+        Ok(())
+    }
+
+    fn verdicts(&self) -> Vec<Verdict> {
+        let mut v = Vec::new();
+        let worst = |pick: &dyn Fn(&SizeResult) -> &Row| {
+            self.sizes
+                .iter()
+                .map(|s| (s.size, pick(s).rps_ratio().unwrap_or(0.0)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+        };
+        let all = |pick: &dyn Fn(&SizeResult) -> &Row| {
+            self.sizes
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{:.0}% at {}",
+                        pick(s).rps_ratio().unwrap_or(0.0) * 100.0,
+                        thousands(s.size)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some((size, r)) = worst(&|s| &s.get) {
+            v.push(Verdict {
+                target: "GetByIdAsync >= 60% of baseline req/s".into(),
+                met: r >= 0.60,
+                detail: if r >= 0.60 {
+                    all(&|s| &s.get)
+                } else {
+                    format!(
+                        "{}; at {}: {}",
+                        all(&|s| &s.get),
+                        thousands(size),
+                        report::shortfall(r, 0.60)
+                    )
+                },
+            });
+        }
+        if let Some((size, r)) = worst(&|s| &s.delete) {
+            let met = r >= 0.30 && self.durable;
+            v.push(Verdict {
+                target: "DeleteAsync >= 30% of baseline req/s, every 202 durable".into(),
+                met,
+                detail: format!(
+                    "{}; {}{}",
+                    all(&|s| &s.delete),
+                    if self.durable {
+                        "every 202 found on disk after SIGKILL"
+                    } else {
+                        "NOT every 202 was found on disk after SIGKILL (see the notes)"
+                    },
+                    if r < 0.30 {
+                        format!("; at {}: {}", thousands(size), report::shortfall(r, 0.30))
+                    } else {
+                        String::new()
+                    }
+                ),
+            });
+        }
+        if let Some(row) = &self.end_no_actions {
+            let limit = 20_000.0;
+            v.push(Verdict {
+                target: "End latency p99 < 20 ms with no actions".into(),
+                met: row.p99_us < limit,
+                detail: if row.p99_us < limit {
+                    format!("p99 {}", report::latency(row.p99_us))
+                } else {
+                    format!(
+                        "p99 {}, {} over",
+                        report::latency(row.p99_us),
+                        report::latency(row.p99_us - limit)
+                    )
+                },
+            });
+        }
+        if let (Some(small), Some(large)) = (self.sizes.first(), self.sizes.last()) {
+            if small.size < large.size {
+                for (name, a, b) in [
+                    ("GetByIdAsync", &small.get, &large.get),
+                    ("DeleteAsync", &small.delete, &large.delete),
+                ] {
+                    let (ra, rb) = (a.rps.unwrap_or(0.0), b.rps.unwrap_or(0.0));
+                    let change = rb / ra - 1.0;
+                    let normalized = b.rps_ratio().unwrap_or(0.0) / a.rps_ratio().unwrap_or(1.0);
+                    v.push(Verdict {
+                        target: format!(
+                            "{name} req/s within 20% from {} to {} sessions",
+                            thousands(small.size),
+                            thousands(large.size)
+                        ),
+                        met: change.abs() <= 0.20,
+                        detail: format!(
+                            "{:.0} -> {:.0} req/s ({:+.0}%; {:+.0}% as a share of each size's \
+                             baseline){}",
+                            ra,
+                            rb,
+                            change * 100.0,
+                            (normalized - 1.0) * 100.0,
+                            if change.abs() > 0.20 {
+                                format!(", {:.0} points beyond", (change.abs() - 0.20) * 100.0)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    });
+                }
+            }
+            let limit_kib = 150 * 1024;
+            v.push(Verdict {
+                target: format!("Server RSS < 150 MB at {} sessions", thousands(large.size)),
+                met: large.memory.rss_kib < limit_kib && large.memory.peak_kib < limit_kib,
+                detail: format!(
+                    "{} after the runs, {} at the peak{}",
+                    report::mib(large.memory.rss_kib),
+                    report::mib(large.memory.peak_kib),
+                    if large.memory.peak_kib >= limit_kib {
+                        format!(", {} over", report::mib(large.memory.peak_kib - limit_kib))
+                    } else {
+                        String::new()
+                    }
+                ),
+            });
+        }
+        v
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse(args)?;
+    let started = Instant::now();
+    let binary = build_server()?;
+    let wrk_version = wrk::ensure_installed()?;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let dir = binary
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("target"))
+        .join("bench")
+        .join(format!("run-{stamp}"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let machine = machine();
+    let revision = git_revision();
+    let command = format!("cargo xtask bench {}", args.join(" "));
+    println!("machine: {machine}\nload generator: {wrk_version}\nrevision: {revision}");
+    println!("data: {}", dir.display());
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let mut bench = Bench {
+        db: dir.join("nps.db"),
+        dir: dir.clone(),
+        binary,
+        runtime,
+        token: String::new(),
+        template: String::new(),
+        rows: Vec::new(),
+        notes: Vec::new(),
+        sizes: Vec::new(),
+        end_no_actions: None,
+        durable: true,
+        opts,
+    };
+
+    // First start: bootstrap the Admin, sign in, and create the template
+    // session every seeded one copies.
+    let server = bench.start(None)?;
+    bench.token = bench.runtime.block_on(client::sign_in(&server.url))?;
+    let http = client::authed(&bench.token)?;
+    bench.template = bench
+        .runtime
+        .block_on(client::create_session(&http, &server.url))?;
+    server.kill();
+
+    let sizes = bench.opts.sizes.clone();
+    for (i, size) in sizes.iter().copied().enumerate() {
+        let seeded = store::seed(&bench.db, &bench.template, size)?;
+        println!(
+            "{} sessions stored (seeded {} in {:.1} s)",
+            thousands(seeded.total),
+            thousands(seeded.added),
+            seeded.seconds
+        );
+        bench.measure_size(size)?;
+        if i == 0 {
+            bench.measure_end_latency()?;
+        }
+    }
+
+    let table = report::table(&bench.rows);
+    let verdicts = bench.verdicts();
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Machine: {machine}\nLoad: {wrk_version}, {} thread(s), {} connections, {} s per run{}, loopback\n\
+         Revision: {revision}\nCommand: `{command}` ({elapsed:.0} s in all)\n\n",
+        bench.opts.threads,
+        bench.opts.connections,
+        bench.opts.duration.as_secs(),
+        if bench.opts.quick { " (quick)" } else { "" },
+        command = command.trim_end(),
+    ));
+    out.push_str(&table);
+    out.push('\n');
+    for note in &bench.notes {
+        out.push_str(&format!("- {note}\n"));
+    }
+    out.push_str("\nTargets:\n");
+    for v in &verdicts {
+        out.push_str(&v.line());
+        out.push('\n');
+    }
+    println!("\n{out}");
+    let results = dir.join("results.md");
+    std::fs::write(&results, &out)
+        .map_err(|e| format!("cannot write {}: {e}", results.display()))?;
+    println!("written to {}", results.display());
+    if !bench.opts.keep {
+        for f in ["nps.db", "nps.db-wal", "nps.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! The benchmark's direct access to the database file: seeding sessions by
+//! SQL while the server is stopped (a million through the API would take most
+//! of the run), choosing the ids each run uses, and checking afterwards what
+//! reached the disk.
+//!
+//! Seeded rows copy a session the server itself created through CreateAsync
+//! (the template): every column is the template's except the id and the
+//! times, and each row gets the creation line of its log, worded as the
+//! server words it. [`seed`] checks that wording against the template's own
+//! line, so a change in the server shows up here as an error, not as rows
+//! that differ from the real ones.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Columns of `sessions`, in the order of the seeding SELECT below.
+const COLUMNS: &str = "id, created_by, created_by_login, created_from, created_at, \
+    modified_at, status, status_description, scheduled_start, actual_start, scheduled_end, \
+    actual_end, cancelled_by, activity_id, activity_name, activity_session_group_id, \
+    access_policy_id, managed_account_id, managed_resource_id, managed_resource_name, \
+    credential_id, login_account_name, note, ticket, custom_fields, target_id, target_user_id, \
+    node_id, allow_extension, extension_count, extension_minutes, work_phase, work_index, \
+    work_attempts, work_due, end_target";
+
+/// A random version-4 UUID, lower case, as `Uuid::to_string` writes it.
+const NEW_UUID: &str = "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' \
+    || substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (random() & 3), 1) \
+    || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))";
+
+/// Seeded sessions were created this far apart (microseconds), older than
+/// every existing one: a million span 5.6 hours, within the 8-hour default
+/// length, so none reaches its scheduled end during the benchmark.
+const CREATED_EVERY_US: i64 = 20_000;
+
+/// `chrono`'s `to_rfc3339()` of a time stored as microseconds: the fraction
+/// has 0, 3 or 6 digits, as few as show it exactly.
+fn rfc3339(col: &str) -> String {
+    format!(
+        "(strftime('%Y-%m-%dT%H:%M:%S', {col} / 1000000, 'unixepoch') || CASE \
+         WHEN {col} % 1000000 = 0 THEN '' \
+         WHEN {col} % 1000 = 0 THEN printf('.%03d', ({col} % 1000000) / 1000) \
+         ELSE printf('.%06d', {col} % 1000000) END || '+00:00')"
+    )
+}
+
+/// The log line `Sessions::create` writes, from a row's columns.
+fn creation_message() -> String {
+    format!(
+        "'Created by ' || created_by_login || ' from ' || created_from || ': ' || status \
+         || ', scheduled ' || {} || ' to ' || {}",
+        rfc3339("scheduled_start"),
+        rfc3339("scheduled_end")
+    )
+}
+
+fn sql_err(what: &str) -> impl Fn(rusqlite::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+pub fn open(db: &Path) -> Result<Connection, String> {
+    let conn = Connection::open(db)
+        .map_err(|e| format!("cannot open the database {}: {e}", db.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sql_err("busy_timeout"))?;
+    Ok(conn)
+}
+
+pub fn count_sessions(db: &Path) -> Result<u64, String> {
+    open(db)?
+        .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .map_err(sql_err("count sessions"))
+}
+
+/// Sessions the lifecycle engine still owes work (e.g. Cancelling). Safe to
+/// call while the server runs (WAL readers do not block its writer).
+pub fn pending_work(db: &Path) -> Result<u64, String> {
+    open(db)?
+        .query_row(
+            "SELECT COUNT(*) FROM sessions WHERE work_phase IS NOT NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(sql_err("count pending work"))
+}
+
+pub struct Seeded {
+    pub added: u64,
+    pub total: u64,
+    pub seconds: f64,
+}
+
+/// Adds Active sessions, copies of `template`, until the table holds `total`.
+/// The server must be stopped.
+pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
+    let started = Instant::now();
+    let conn = open(db)?;
+    let existing = conn
+        .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+        .map_err(sql_err("count sessions"))? as u64;
+    check_template(&conn, template)?;
+    if existing >= total {
+        return Ok(Seeded {
+            added: 0,
+            total: existing,
+            seconds: 0.0,
+        });
+    }
+    let add = total - existing;
+    // A bulk load into a stopped server's file: no WAL, no fsync per step,
+    // a large cache; the server turns WAL back on when it opens the file.
+    conn.execute_batch(
+        "PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF; PRAGMA cache_size = -1000000;",
+    )
+    .map_err(sql_err("prepare the bulk load"))?;
+    let oldest: i64 = conn
+        .query_row("SELECT MIN(created_at) FROM sessions", [], |r| r.get(0))
+        .map_err(sql_err("oldest session"))?;
+    let last_rowid: i64 = conn
+        .query_row("SELECT COALESCE(MAX(rowid), 0) FROM sessions", [], |r| {
+            r.get(0)
+        })
+        .map_err(sql_err("last rowid"))?;
+    let level: String = conn
+        .query_row(
+            "SELECT level FROM session_log WHERE session_id = ?1 AND line = 1",
+            params![template],
+            |r| r.get(0),
+        )
+        .map_err(sql_err("the template's log line"))?;
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(sql_err("begin the bulk load"))?;
+    let created = format!("(?3 - k.n * {CREATED_EVERY_US})");
+    tx.execute(
+        &format!(
+            "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < ?1) \
+             INSERT INTO sessions ({COLUMNS}) \
+             SELECT {NEW_UUID}, t.created_by, t.created_by_login, t.created_from, \
+               {created}, {created}, t.status, t.status_description, \
+               {created}, {created}, {created} + (t.scheduled_end - t.scheduled_start), \
+               t.actual_end, t.cancelled_by, t.activity_id, t.activity_name, \
+               t.activity_session_group_id, t.access_policy_id, t.managed_account_id, \
+               t.managed_resource_id, t.managed_resource_name, t.credential_id, \
+               t.login_account_name, t.note, t.ticket, t.custom_fields, t.target_id, \
+               t.target_user_id, t.node_id, t.allow_extension, t.extension_count, \
+               t.extension_minutes, t.work_phase, t.work_index, t.work_attempts, t.work_due, \
+               t.end_target \
+             FROM k, (SELECT * FROM sessions WHERE id = ?2) AS t"
+        ),
+        params![add as i64, template, oldest],
+    )
+    .map_err(sql_err("seed sessions"))?;
+    tx.execute(
+        &format!(
+            "INSERT INTO session_log (session_id, line, level, message, at) \
+             SELECT id, 1, ?2, {}, created_at FROM sessions WHERE rowid > ?1",
+            creation_message()
+        ),
+        params![last_rowid, level],
+    )
+    .map_err(sql_err("seed session logs"))?;
+    tx.commit().map_err(sql_err("commit the bulk load"))?;
+    conn.execute_batch("PRAGMA journal_mode = WAL;")
+        .map_err(sql_err("turn WAL back on"))?;
+    Ok(Seeded {
+        added: add,
+        total,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The template must be what seeding assumes (an Active session that started
+/// when it was created, with no pending work), and its log line must read as
+/// [`creation_message`] rebuilds it.
+fn check_template(conn: &Connection, template: &str) -> Result<(), String> {
+    let row: Option<(String, bool, bool, String, String)> = conn
+        .query_row(
+            &format!(
+                "SELECT s.status, \
+                   s.work_phase IS NULL AND s.actual_end IS NULL \
+                   AND s.actual_start = s.created_at AND s.scheduled_start = s.created_at, \
+                   l.message = ({message}), l.message, {message} \
+                 FROM sessions s JOIN session_log l ON l.session_id = s.id AND l.line = 1 \
+                 WHERE s.id = ?1",
+                message = creation_message(),
+            ),
+            params![template],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()
+        .map_err(sql_err("read the template session"))?;
+    let Some((status, shape_ok, message_ok, message, rebuilt)) = row else {
+        return Err(format!(
+            "the template session {template} or its first log line is missing"
+        ));
+    };
+    if status != "Active" || !shape_ok {
+        return Err(format!(
+            "the template session {template} is not a plain Active session (status {status}): \
+             seeding copies it, so the seeded rows would not match what the server writes"
+        ));
+    }
+    if !message_ok {
+        return Err(format!(
+            "the server's creation log line changed: it wrote {message:?}, seeding would write \
+             {rebuilt:?}; update creation_message() in xtask/src/bench/store.rs"
+        ));
+    }
+    Ok(())
+}
+
+/// Up to `limit` ids of existing sessions, in random order.
+pub fn random_ids(db: &Path, limit: u64) -> Result<Vec<String>, String> {
+    ids(
+        db,
+        "SELECT id FROM sessions WHERE id != ?2 ORDER BY random() LIMIT ?1",
+        limit,
+        "",
+    )
+}
+
+/// Up to `limit` ids of Active sessions with no pending work, in random
+/// order, leaving out `keep` (the template, which later seeding copies).
+pub fn active_ids(db: &Path, limit: u64, keep: &str) -> Result<Vec<String>, String> {
+    ids(
+        db,
+        "SELECT id FROM sessions WHERE status = 'Active' AND work_phase IS NULL AND id != ?2 \
+         ORDER BY random() LIMIT ?1",
+        limit,
+        keep,
+    )
+}
+
+fn ids(db: &Path, sql: &str, limit: u64, keep: &str) -> Result<Vec<String>, String> {
+    let conn = open(db)?;
+    let mut stmt = conn.prepare(sql).map_err(sql_err("choose ids"))?;
+    let rows = stmt
+        .query_map(params![limit as i64, keep], |r| r.get::<_, String>(0))
+        .map_err(sql_err("choose ids"))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err("choose ids"))
+}
+
+/// What the file says of sessions that were answered 202 to DeleteAsync.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// Ending or ended: the request is on disk.
+    pub ended: u64,
+    /// Still Active, or missing: a 202 that did not reach the disk.
+    pub lost: Vec<String>,
+}
+
+pub fn check_ended(db: &Path, ids: &[String]) -> Result<Ended, String> {
+    let conn = open(db)?;
+    let mut stmt = conn
+        .prepare("SELECT status FROM sessions WHERE id = ?1")
+        .map_err(sql_err("read statuses"))?;
+    let mut ended = Ended::default();
+    for id in ids {
+        let status: Option<String> = stmt
+            .query_row(params![id], |r| r.get(0))
+            .optional()
+            .map_err(sql_err("read a status"))?;
+        match status.as_deref() {
+            Some("Active") | None => ended.lost.push(id.clone()),
+            Some(_) => ended.ended += 1,
+        }
+    }
+    Ok(ended)
+}
