@@ -223,24 +223,34 @@ async fn check_promises(server: &TestServer, http: &reqwest::Client, told: &Told
     eventually(
         Duration::from_secs(30),
         "no session to be left Cancelling",
-        || async {
-            let list: Value = http
-                .get(format!("{}?status=active&take=1000", sessions_url(url)))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let cancelling = list
-                .as_array()?
-                .iter()
-                .filter(|s| s["status"] == "Cancelling")
-                .count();
-            (cancelling == 0).then_some(())
-        },
+        || async { (cancelling(http, url).await? == 0).then_some(()) },
     )
     .await;
+}
+
+/// How many sessions read Cancelling, over every page of the listing.
+async fn cancelling(http: &reqwest::Client, url: &str) -> Option<usize> {
+    let mut count = 0;
+    for page in 0.. {
+        let list: Value = http
+            .get(format!(
+                "{}?status=active&take=1000&skip={}",
+                sessions_url(url),
+                page * 1000
+            ))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let list = list.as_array()?;
+        count += list.iter().filter(|s| s["status"] == "Cancelling").count();
+        if list.len() < 1000 {
+            break;
+        }
+    }
+    Some(count)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,16 +363,16 @@ impl SmallDisk {
                 "tmpfs",
             ])
             .arg(dir)
-            .output()
-            .ok()?;
-        if !out.status.success() {
+            .output();
+        let refused = match &out {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(String::from_utf8_lossy(&out.stderr).into_owned()),
+            Err(e) => Some(format!("cannot run mount: {e}")),
+        };
+        if let Some(why) = refused {
             // SAFETY: geteuid has no preconditions.
             let root = unsafe { libc::geteuid() } == 0;
-            assert!(
-                !root,
-                "running as root, yet cannot mount a tmpfs: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(!root, "running as root, yet cannot mount a tmpfs: {why}");
             return None;
         }
         Some(SmallDisk {
