@@ -605,7 +605,7 @@ async fn an_end_action_hanging_past_its_timeout_is_killed_retried_and_blocks_no_
         "[actions]\nmax_attempts = 2\nbackoff_initial_ms = 100\n\n\
          [[actions.end]]\nkind = \"command\"\nprogram = \"/bin/true\"\n\n\
          [[actions.activity.hang.end]]\nkind = \"command\"\nprogram = \"/bin/sh\"\n\
-         args = [\"-c\", \"echo $$ >> {}; exec sleep 60\"]\ntimeout_secs = 3\n",
+         args = [\"-c\", \"echo $$ >> {}; exec sleep 60\"]\ntimeout_secs = 5\n",
         pids.display()
     );
     let server = TestServer::start_with(ServerOptions {
@@ -675,7 +675,7 @@ async fn an_end_action_hanging_past_its_timeout_is_killed_retried_and_blocks_no_
         t0.elapsed()
     );
 
-    // The hung session: killed at 3 s, tried again, killed again, Failed.
+    // The hung session: killed at 5 s, tried again, killed again, Failed.
     eventually(
         Duration::from_secs(30),
         "the hung session to be Failed",
@@ -687,13 +687,13 @@ async fn an_end_action_hanging_past_its_timeout_is_killed_retried_and_blocks_no_
     .await;
     let elapsed = t0.elapsed();
     assert!(
-        elapsed >= Duration::from_secs(6),
-        "two 3 s timeouts took {elapsed:?}"
+        elapsed >= Duration::from_secs(10),
+        "two 5 s timeouts took {elapsed:?}"
     );
     let lines = log_lines(&http, &url, hung).await;
     let timeouts = lines
         .iter()
-        .filter(|l| l.contains("timed out after 3 s and was killed"))
+        .filter(|l| l.contains("timed out after 5 s and was killed"))
         .count();
     assert_eq!(timeouts, 2, "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains("retrying")), "{lines:#?}");
