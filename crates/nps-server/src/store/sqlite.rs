@@ -176,30 +176,45 @@ impl SqliteStore {
     {
         let readers = Arc::clone(&self.readers);
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.lock().expect("reader pool").pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => {
-                    let c = Connection::open_with_flags(
-                        &path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )
-                    .map_err(map_err)?;
-                    configure(&c).map_err(map_err)?;
-                    c
-                }
-            };
-            let result = f(&conn);
-            let mut pool = readers.lock().expect("reader pool");
-            if pool.len() < 16 {
-                pool.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || with_reader(&readers, &path, f))
+            .await
+            .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
     }
+
+    /// A lookup by primary key, run on the calling thread. With its pages
+    /// cached it takes microseconds, less than the two thread switches of
+    /// [`Self::read`] (to a blocking thread and back), which were most of the
+    /// cost of a GetByIdAsync on a two-core machine (`cargo xtask bench`).
+    fn read_now<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        with_reader(&self.readers, &self.path, f)
+    }
+}
+
+/// Runs `f` on a pooled read-only connection (opened when the pool is empty).
+fn with_reader<T>(
+    readers: &Mutex<Vec<Connection>>,
+    path: &Path,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let conn = readers.lock().expect("reader pool").pop();
+    let conn = match conn {
+        Some(c) => c,
+        None => {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(map_err)?;
+            configure(&c).map_err(map_err)?;
+            c
+        }
+    };
+    let result = f(&conn);
+    let mut pool = readers.lock().expect("reader pool");
+    if pool.len() < 16 {
+        pool.push(conn);
+    }
+    result
 }
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
@@ -700,7 +715,7 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, id: Uuid) -> StoreResult<Option<StoredSession>> {
-        self.read(move |c| load_session(c, id)).await
+        self.read_now(|c| load_session(c, id))
     }
 
     async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<ActivitySession>> {
