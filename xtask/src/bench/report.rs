@@ -65,8 +65,9 @@ fn ratio(r: Option<f64>) -> String {
     }
 }
 
-pub fn mib(kib: u64) -> String {
-    format!("{:.0} MiB", kib as f64 / 1024.0)
+/// Megabytes (10^6 bytes), as the targets are written.
+pub fn mb(kib: u64) -> String {
+    format!("{:.0} MB", kib as f64 * 1024.0 / 1e6)
 }
 
 /// The rows as a Markdown table with aligned columns.
@@ -108,7 +109,7 @@ pub fn table(rows: &[Row]) -> String {
                 Some(b) => ratio(Some(row.p99_us / b.p99_us)),
             },
             row.memory
-                .map(|m| format!("{} ({})", mib(m.rss_kib), mib(m.peak_kib)))
+                .map(|m| format!("{} ({})", mb(m.rss_kib), mb(m.peak_kib)))
                 .unwrap_or_else(|| "—".into()),
         ]);
     }
