@@ -36,6 +36,12 @@ fn print_credentials(
     crate::say(&text);
 }
 
+/// argon2 takes a while: hash on a blocking thread.
+async fn hash_off_thread(password: &str) -> anyhow::Result<String> {
+    let password = password.to_string();
+    Ok(tokio::task::spawn_blocking(move || hash_password(&password)).await?)
+}
+
 /// On an empty user store, creates the first Admin from `NPS_BOOTSTRAP_*`
 /// or with a generated password and secret, printed once.
 pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
@@ -61,11 +67,7 @@ pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
         .clone()
         .map(|s| s.trim().to_uppercase())
         .unwrap_or_else(new_totp_secret);
-    let hash = tokio::task::spawn_blocking({
-        let password = password.clone();
-        move || hash_password(&password)
-    })
-    .await?;
+    let hash = hash_off_thread(&password).await?;
     store
         .add_user(NewUser {
             login: login.clone(),
@@ -93,11 +95,7 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
     let store = SqliteStore::open(database)?;
     let password = generated_password();
     let secret = new_totp_secret();
-    let hash = tokio::task::spawn_blocking({
-        let password = password.clone();
-        move || hash_password(&password)
-    })
-    .await?;
+    let hash = hash_off_thread(&password).await?;
     store
         .add_user(NewUser {
             login: login.to_string(),

@@ -41,6 +41,23 @@ async fn log_messages(http: &reqwest::Client, url: &str, id: &str) -> Vec<String
         .collect()
 }
 
+/// CreateAsync with this body; answers the created session.
+async fn create(http: &reqwest::Client, url: &str, body: Value) -> Value {
+    let resp = http
+        .post(format!("{url}/api/v1/ActivitySession"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json().await.unwrap()
+}
+
+/// GET of a JSON answer.
+async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: String) -> T {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn wait_for_status(http: &reqwest::Client, url: &str, id: &str, status: &str) -> Value {
     eventually(
         Duration::from_secs(20),
@@ -202,15 +219,7 @@ async fn failures_are_problem_details_with_the_right_status() {
 
     // No token, a forged token, a pre-MFA token: 401.
     let id = {
-        let s: Value = admin
-            .post(format!("{url}/api/v1/ActivitySession"))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s = create(&admin, url, json!({})).await;
         s["id"].as_str().unwrap().to_string()
     };
     for client in [anonymous.clone(), authed_client("forged-token")] {
@@ -285,15 +294,7 @@ async fn failures_are_problem_details_with_the_right_status() {
     assert_eq!(session_json(&admin, url, &id).await["status"], "Active");
 
     // Alice sees her own session.
-    let mine: Value = alice
-        .post(format!("{url}/api/v1/ActivitySession"))
-        .json(&json!({"note": "mine"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine = create(&alice, url, json!({"note": "mine"})).await;
     let mine_id = mine["id"].as_str().unwrap();
     assert_eq!(session_json(&alice, url, mine_id).await["note"], "mine");
 }
@@ -345,14 +346,7 @@ async fn create_schedules_validates_and_lists_newest_first() {
     assert_eq!(e - s, chrono::Duration::hours(8));
 
     // Bad input: 400 naming the field; nothing is stored.
-    let before: Vec<Value> = admin
-        .get(format!("{url}/api/v1/ActivitySession"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Vec<Value> = get_json(&admin, format!("{url}/api/v1/ActivitySession")).await;
     let body = problem(
         post(json!({"startDateTimeUtc": start, "endDateTimeUtc": start - chrono::Duration::minutes(1)})).await,
         400,
@@ -372,46 +366,30 @@ async fn create_schedules_validates_and_lists_newest_first() {
             .contains("managedAccountId"),
         "{body}"
     );
-    let after: Vec<Value> = admin
-        .get(format!("{url}/api/v1/ActivitySession"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Vec<Value> = get_json(&admin, format!("{url}/api/v1/ActivitySession")).await;
     assert_eq!(before.len(), after.len());
 
     // Listing: newest first, by category, bounded by skip/take.
     assert_eq!(after[0]["id"], now["id"]);
-    let active: Vec<Value> = admin
-        .get(format!("{url}/api/v1/ActivitySession?status=active"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let active: Vec<Value> = get_json(
+        &admin,
+        format!("{url}/api/v1/ActivitySession?status=active"),
+    )
+    .await;
     assert!(active.iter().all(|s| s["status"] == "Active"));
     assert_eq!(active.len(), 1);
-    let historical: Vec<Value> = admin
-        .get(format!("{url}/api/v1/ActivitySession?status=historical"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let historical: Vec<Value> = get_json(
+        &admin,
+        format!("{url}/api/v1/ActivitySession?status=historical"),
+    )
+    .await;
     assert_eq!(historical.len(), 1);
     assert_eq!(historical[0]["status"], "Cancelled");
-    let page: Vec<Value> = admin
-        .get(format!("{url}/api/v1/ActivitySession?skip=1&take=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Vec<Value> = get_json(
+        &admin,
+        format!("{url}/api/v1/ActivitySession?skip=1&take=1"),
+    )
+    .await;
     assert_eq!(page.len(), 1);
     assert_eq!(page[0]["id"], after[1]["id"]);
     let body = problem(
@@ -434,15 +412,7 @@ async fn extend_honours_its_limits() {
     });
     let url = &server.url;
     let admin = authed_client(&server.admin_token());
-    let s: Value = admin
-        .post(format!("{url}/api/v1/ActivitySession"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = create(&admin, url, json!({})).await;
     let id = s["id"].as_str().unwrap();
     let end0 = chrono::DateTime::parse_from_rfc3339(s["scheduledEndDateTimeUtc"].as_str().unwrap())
         .unwrap();
@@ -495,15 +465,7 @@ async fn a_restart_keeps_users_tokens_sessions_and_logs() {
     let mut server = TestServer::start();
     let token = server.admin_token();
     let http = authed_client(&token);
-    let s: Value = http
-        .post(format!("{}/api/v1/ActivitySession", server.url))
-        .json(&json!({"ticket": "CHG-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = create(&http, &server.url, json!({"ticket": "CHG-1"})).await;
     let id = s["id"].as_str().unwrap().to_string();
     let log_before = log_messages(&http, &server.url, &id).await;
 
@@ -536,15 +498,7 @@ async fn sigkill_while_cancelling_finishes_the_end_after_restart() {
         ..Default::default()
     });
     let http = authed_client(&server.admin_token());
-    let s: Value = http
-        .post(format!("{}/api/v1/ActivitySession", server.url))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = create(&http, &server.url, json!({})).await;
     let id = s["id"].as_str().unwrap().to_string();
     let resp = http
         .delete(format!("{}/api/v1/ActivitySession/{id}", server.url))
@@ -596,15 +550,7 @@ async fn fifty_concurrent_deletes_all_get_202_and_end_once() {
         ..Default::default()
     });
     let http = authed_client(&server.admin_token());
-    let s: Value = http
-        .post(format!("{}/api/v1/ActivitySession", server.url))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = create(&http, &server.url, json!({})).await;
     let id = s["id"].as_str().unwrap().to_string();
 
     let url = format!("{}/api/v1/ActivitySession/{id}", server.url);
