@@ -6,45 +6,18 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nps_testkit::{authed_client, code_at_step, current_step, Credentials, TestServer};
+use nps_testkit::{
+    assert_problem, authed_client, code_at_step, create_session, current_step, get_session,
+    sessions_url, Credentials, TestServer,
+};
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-fn sessions_url(url: &str) -> String {
-    format!("{url}/api/v1/ActivitySession")
-}
-
-/// Asserts a ProblemDetails answer with one of these statuses; answers it.
-async fn problem(resp: Response, allowed: &[u16], what: &str) -> Value {
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let text = resp.text().await.unwrap_or_default();
-    assert!(
-        allowed.contains(&status),
-        "{what}: answered {status}, wanted one of {allowed:?}: {text}"
-    );
-    assert!(
-        ct.starts_with("application/json"),
-        "{what}: content type {ct:?}"
-    );
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: {text}"));
-    assert_eq!(body["status"], status, "{what}: {body}");
-    for field in ["type", "title", "detail"] {
-        assert!(body[field].is_string(), "{what}: {field} missing in {body}");
-    }
-    body
-}
-
 /// Asserts a 4xx ProblemDetails whose detail names `field`.
 async fn names(resp: Response, status: u16, field: &str, what: &str) {
-    let body = problem(resp, &[status], what).await;
+    let body = assert_problem(resp, &[status], what).await;
     let detail = body["detail"].as_str().unwrap();
     assert!(
         detail.contains(field),
@@ -111,27 +84,6 @@ fn wrong_code(secret: &str) -> String {
         .unwrap()
 }
 
-async fn create(http: &reqwest::Client, url: &str, body: Value) -> Value {
-    let resp = http
-        .post(sessions_url(url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "CreateAsync {body}");
-    resp.json().await.unwrap()
-}
-
-async fn get(http: &reqwest::Client, url: &str, id: &str) -> Value {
-    let resp = http
-        .get(format!("{}/{id}", sessions_url(url)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
-}
-
 /// Every session and every log line, as the Admin sees them.
 async fn everything(http: &reqwest::Client, url: &str) -> Value {
     let sessions: Value = http
@@ -163,7 +115,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
     let server = TestServer::start();
     let url = server.url.clone();
     let admin = authed_client(&server.admin_token());
-    let admins = create(&admin, &url, json!({"note": "the admin's"})).await;
+    let admins = create_session(&admin, &url, json!({"note": "the admin's"})).await;
     let admins_id = admins["id"].as_str().unwrap().to_string();
     let before = everything(&admin, &url).await;
 
@@ -176,7 +128,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
     ];
     for token in &forged {
         for (op, req) in secured_requests(&authed_client(token), &url, &admins_id) {
-            problem(
+            assert_problem(
                 req.send().await.unwrap(),
                 &[401],
                 &format!("{op} with forged token {token:?}"),
@@ -186,7 +138,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
     }
     let anonymous = reqwest::Client::new();
     for (op, req) in secured_requests(&anonymous, &url, &admins_id) {
-        problem(
+        assert_problem(
             req.send().await.unwrap(),
             &[401],
             &format!("{op} without a token"),
@@ -200,13 +152,13 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
             .send()
             .await
             .unwrap();
-        problem(resp, &[401], &format!("Authorization: {header:?}")).await;
+        assert_problem(resp, &[401], &format!("Authorization: {header:?}")).await;
     }
 
     // Pre-MFA: the token of /signinBody opens only /signin2fa.
     let pre = pre_mfa_token(&url, "admin", nps_testkit::ADMIN_PASSWORD).await;
     for (op, req) in secured_requests(&authed_client(&pre), &url, &admins_id) {
-        let body = problem(
+        let body = assert_problem(
             req.send().await.unwrap(),
             &[401],
             &format!("{op} with a pre-MFA token"),
@@ -221,7 +173,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
         &code_at_step(nps_testkit::ADMIN_TOTP_SECRET, current_step()),
     )
     .await;
-    problem(resp, &[401], "signin2fa with an MFA token").await;
+    assert_problem(resp, &[401], "signin2fa with an MFA token").await;
 
     // Expired: a token whose lifetime has passed (its expiry is moved into
     // the past in the database, as eight hours of waiting would).
@@ -245,7 +197,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
     assert_eq!(changed, 1, "the token's row");
     drop(conn);
     for (op, req) in secured_requests(&authed_client(&expired), &url, &admins_id) {
-        let body = problem(
+        let body = assert_problem(
             req.send().await.unwrap(),
             &[401],
             &format!("{op} with an expired token"),
@@ -263,7 +215,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
     let pre = pre_mfa_token(&url, &erin.login, &erin.password).await;
     let wrong = wrong_code(&erin.totp_secret);
     for attempt in 1..=5 {
-        let body = problem(
+        let body = assert_problem(
             send_code(&url, &pre, &wrong).await,
             &[401],
             &format!("wrong code {attempt}"),
@@ -277,14 +229,14 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
         }
     }
     let right = code_at_step(&erin.totp_secret, current_step());
-    problem(
+    assert_problem(
         send_code(&url, &pre, &right).await,
         &[401],
         "the right code with a revoked token",
     )
     .await;
     for (op, req) in secured_requests(&authed_client(&pre), &url, &admins_id) {
-        problem(
+        assert_problem(
             req.send().await.unwrap(),
             &[401],
             &format!("{op} with a revoked pre-MFA token"),
@@ -296,9 +248,9 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
     // on one session; the Admin's listing is 403 for a User.
     let alice = authed_client(&server.token_for(&server.add_user("alice", "user")));
     let bob = authed_client(&server.token_for(&server.add_user("bob", "user")));
-    let bobs = create(&bob, &url, json!({"note": "bob's"})).await;
+    let bobs = create_session(&bob, &url, json!({"note": "bob's"})).await;
     let bobs_id = bobs["id"].as_str().unwrap().to_string();
-    let bobs_before = get(&bob, &url, &bobs_id).await;
+    let bobs_before = get_session(&bob, &url, &bobs_id).await;
     for victim in [&admins_id, &bobs_id] {
         for (op, req) in secured_requests(&alice, &url, victim) {
             let expected: &[u16] = match op.as_str() {
@@ -307,7 +259,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
                 "GetAllActivitySessionsByStatusAsync" => &[403],
                 _ => &[404],
             };
-            problem(
+            assert_problem(
                 req.send().await.unwrap(),
                 expected,
                 &format!("Alice: {op} on {victim}"),
@@ -316,7 +268,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
         }
     }
     // Claiming to be someone else in the body changes nothing either.
-    let mine = create(
+    let mine = create_session(
         &alice,
         &url,
         json!({"createdBy": admins["createdBy"], "createdByUserName": "admin", "createdFromAddress": "10.0.0.1"}),
@@ -327,7 +279,7 @@ async fn tokens_that_are_forged_pre_mfa_expired_revoked_or_someone_elses_open_no
     assert_eq!(mine["createdFromAddress"], "127.0.0.1");
 
     // Nothing the refused requests aimed at has changed.
-    assert_eq!(get(&bob, &url, &bobs_id).await, bobs_before);
+    assert_eq!(get_session(&bob, &url, &bobs_id).await, bobs_before);
     let after = everything(&admin, &url).await;
     let untouched: Vec<&Value> = after
         .as_array()
@@ -362,8 +314,8 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
         "credentialUsername": "_",
         "customFields": [{"name": "%'_", "value": "\u{0}\u{7f}\u{10ffff}"}],
     });
-    let s = create(&admin, &url, hostile.clone()).await;
-    let read = get(&admin, &url, s["id"].as_str().unwrap()).await;
+    let s = create_session(&admin, &url, hostile.clone()).await;
+    let read = get_session(&admin, &url, s["id"].as_str().unwrap()).await;
     for field in ["activityName", "managedResourceName", "note", "ticket"] {
         assert_eq!(read[field], hostile[field], "{field}");
     }
@@ -376,7 +328,7 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
     // not SQL. A login with all three puts them into a log line.
     let odd = server.add_user("o'brien_%", "user");
     let odd_http = authed_client(&server.token_for(&odd));
-    let theirs = create(&odd_http, &url, json!({})).await;
+    let theirs = create_session(&odd_http, &url, json!({})).await;
     let id = theirs["id"].as_str().unwrap();
     let count = |filter: &'static str| {
         let admin = admin.clone();
@@ -408,7 +360,7 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
     // Unknown properties are ignored, as ASP.NET does: none sets what the
     // server decides.
     let forced_id = Uuid::new_v4();
-    let s = create(
+    let s = create_session(
         &admin,
         &url,
         json!({"note": "u", "bogus": {"x": [1]}, "status": "Complete", "id": forced_id, "Locked": true}),
@@ -571,7 +523,7 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
 
     // Over the size limit (64 KiB by default): 413.
     let huge = json!({"note": "x".repeat(100 * 1024)});
-    let body = problem(
+    let body = assert_problem(
         admin.post(&base).json(&huge).send().await.unwrap(),
         &[413],
         "a 100 KiB body",
@@ -602,7 +554,7 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
         .send()
         .await
         .unwrap();
-    problem(resp, &[415], "signinBody as text/plain").await;
+    assert_problem(resp, &[415], "signinBody as text/plain").await;
 
     // None of that changed anything.
     assert_eq!(everything(&admin, &url).await, before);
@@ -639,10 +591,10 @@ async fn bursts_of_wrong_passwords_and_codes_are_throttled_and_logged() {
     let mut refused = 0;
     for i in 0..10 {
         let resp = sign_in("admin".into(), format!("wrong {i}")).await;
-        problem(resp, &[401], &format!("wrong password {i}")).await;
+        assert_problem(resp, &[401], &format!("wrong password {i}")).await;
         refused += 1;
     }
-    let body = problem(
+    let body = assert_problem(
         sign_in("admin".into(), nps_testkit::ADMIN_PASSWORD.into()).await,
         &[429],
         "the right password after ten wrong ones",
@@ -658,14 +610,14 @@ async fn bursts_of_wrong_passwords_and_codes_are_throttled_and_logged() {
     assert_eq!(refused, 10);
     // An unknown login is throttled the same way (nothing tells it apart).
     for i in 0..10 {
-        problem(
+        assert_problem(
             sign_in("nobody".into(), format!("p{i}")).await,
             &[401],
             "unknown login",
         )
         .await;
     }
-    problem(
+    assert_problem(
         sign_in("nobody".into(), "p".into()).await,
         &[429],
         "unknown login, 11th",
@@ -679,7 +631,7 @@ async fn bursts_of_wrong_passwords_and_codes_are_throttled_and_logged() {
     for round in 0..2 {
         let pre = pre_mfa_token(&url, &frank.login, &frank.password).await;
         for attempt in 1..=5 {
-            problem(
+            assert_problem(
                 send_code(&url, &pre, &wrong).await,
                 &[401],
                 &format!("round {round}, wrong code {attempt}"),
@@ -687,7 +639,7 @@ async fn bursts_of_wrong_passwords_and_codes_are_throttled_and_logged() {
             .await;
         }
     }
-    problem(
+    assert_problem(
         sign_in(frank.login.clone(), frank.password.clone()).await,
         &[429],
         "frank's password after ten wrong codes",

@@ -11,7 +11,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nps_testkit::{authed_client, eventually, ServerOptions, TestServer};
+use nps_testkit::{
+    assert_problem, authed_client, eventually, log_messages, sessions_url, ServerOptions,
+    TestServer,
+};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -55,10 +58,6 @@ impl Rng {
     }
 }
 
-fn sessions_url(url: &str) -> String {
-    format!("{url}/api/v1/ActivitySession")
-}
-
 async fn get_session(http: &reqwest::Client, url: &str, id: Uuid) -> (u16, Value) {
     let resp = http
         .get(format!("{}/{id}", sessions_url(url)))
@@ -67,28 +66,6 @@ async fn get_session(http: &reqwest::Client, url: &str, id: Uuid) -> (u16, Value
         .expect("GetByIdAsync answers");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-/// Asserts a ProblemDetails body whose `status` is the answer's status.
-async fn assert_problem(resp: reqwest::Response, allowed: &[u16]) -> Value {
-    let status = resp.status().as_u16();
-    assert!(
-        allowed.contains(&status),
-        "status {status}, wanted one of {allowed:?}"
-    );
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    assert!(ct.starts_with("application/json"), "content type {ct:?}");
-    let body: Value = resp.json().await.expect("a JSON body");
-    assert_eq!(body["status"], status, "{body}");
-    for field in ["type", "title", "detail"] {
-        assert!(body[field].is_string(), "{field} missing in {body}");
-    }
-    body
 }
 
 // ---- SIGKILL during a mixed burst -------------------------------------------
@@ -406,23 +383,6 @@ impl Drop for SmallDisk {
     }
 }
 
-async fn log_lines(http: &reqwest::Client, url: &str, id: Uuid) -> Vec<String> {
-    let log: Value = http
-        .get(format!("{}/{id}/Log", sessions_url(url)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    log["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["logMessage"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn create(http: &reqwest::Client, url: &str, note: &str) -> reqwest::Response {
     http.post(sessions_url(url))
         .json(&json!({"note": note}))
@@ -492,7 +452,7 @@ async fn a_full_disk_answers_503_problems_corrupts_nothing_and_service_resumes()
             stored_while_full.push(id);
             continue;
         }
-        let body = assert_problem(resp, &[500, 503]).await;
+        let body = assert_problem(resp, &[500, 503], "").await;
         assert!(
             body["instance"]
                 .as_str()
@@ -506,14 +466,14 @@ async fn a_full_disk_answers_503_problems_corrupts_nothing_and_service_resumes()
             .send()
             .await
             .unwrap();
-        assert_problem(end, &[500, 503]).await;
+        assert_problem(end, &[500, 503], "").await;
         let extend = http
             .post(format!("{}/{}/Extend", sessions_url(&url), kept[1]))
             .json(&5)
             .send()
             .await
             .unwrap();
-        assert_problem(extend, &[500, 503]).await;
+        assert_problem(extend, &[500, 503], "").await;
         if refused >= 5 {
             break;
         }
@@ -667,7 +627,7 @@ async fn an_end_action_hanging_past_its_timeout_is_killed_retried_and_blocks_no_
     let (_, h) = get_session(&http, &url, hung).await;
     assert_eq!(h["status"], "Cancelling", "{h}");
     assert!(
-        !log_lines(&http, &url, hung)
+        !log_messages(&http, &url, &hung.to_string())
             .await
             .iter()
             .any(|l| l.contains("timed out")),
@@ -690,7 +650,7 @@ async fn an_end_action_hanging_past_its_timeout_is_killed_retried_and_blocks_no_
         elapsed >= Duration::from_secs(10),
         "two 5 s timeouts took {elapsed:?}"
     );
-    let lines = log_lines(&http, &url, hung).await;
+    let lines = log_messages(&http, &url, &hung.to_string()).await;
     let timeouts = lines
         .iter()
         .filter(|l| l.contains("timed out after 5 s and was killed"))

@@ -5,52 +5,16 @@
 use std::time::Duration;
 
 use nps_client::types::{ActivitySessionRequest, SessionStatus};
-use nps_testkit::{authed_client, eventually, ServerOptions, TestServer};
+use nps_testkit::{
+    assert_problem, authed_client, create_session, eventually, get_session, log_messages,
+    ServerOptions, TestServer,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 fn client(server: &TestServer, token: &str) -> nps_client::Client {
     nps_client::Client::new_with_client(&server.url, authed_client(token))
-}
-
-async fn session_json(http: &reqwest::Client, url: &str, id: &str) -> Value {
-    http.get(format!("{url}/api/v1/ActivitySession/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn log_messages(http: &reqwest::Client, url: &str, id: &str) -> Vec<String> {
-    let logs: Value = http
-        .get(format!("{url}/api/v1/ActivitySession/{id}/Log"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["logMessage"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// CreateAsync with this body; answers the created session.
-async fn create(http: &reqwest::Client, url: &str, body: Value) -> Value {
-    let resp = http
-        .post(format!("{url}/api/v1/ActivitySession"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    resp.json().await.unwrap()
 }
 
 /// GET of a JSON answer.
@@ -63,25 +27,11 @@ async fn wait_for_status(http: &reqwest::Client, url: &str, id: &str, status: &s
         Duration::from_secs(20),
         &format!("session {id} to read {status}"),
         || async {
-            let s = session_json(http, url, id).await;
+            let s = get_session(http, url, id).await;
             (s["status"] == status).then_some(s)
         },
     )
     .await
-}
-
-/// Asserts a ProblemDetails body with this status and answers it.
-async fn problem(resp: reqwest::Response, status: u16) -> Value {
-    assert_eq!(resp.status().as_u16(), status);
-    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(ct.starts_with("application/json"), "content type {ct}");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], status, "{body}");
-    for field in ["type", "title", "detail"] {
-        assert!(body[field].is_string(), "{field} missing in {body}");
-    }
-    assert!(body.get("instance").is_some(), "instance missing in {body}");
-    body
 }
 
 #[tokio::test]
@@ -193,13 +143,14 @@ async fn failures_are_problem_details_with_the_right_status() {
 
     // Unknown id: 404. Not a UUID: 400.
     let unknown = Uuid::new_v4();
-    let body = problem(
+    let body = assert_problem(
         admin
             .delete(format!("{url}/api/v1/ActivitySession/{unknown}"))
             .send()
             .await
             .unwrap(),
-        404,
+        &[404],
+        "",
     )
     .await;
     assert_eq!(body["title"], "Not Found");
@@ -207,29 +158,31 @@ async fn failures_are_problem_details_with_the_right_status() {
         .as_str()
         .unwrap()
         .starts_with("urn:nps:request:"));
-    problem(
+    assert_problem(
         admin
             .get(format!("{url}/api/v1/ActivitySession/not-a-uuid"))
             .send()
             .await
             .unwrap(),
-        400,
+        &[400],
+        "",
     )
     .await;
 
     // No token, a forged token, a pre-MFA token: 401.
     let id = {
-        let s = create(&admin, url, json!({})).await;
+        let s = create_session(&admin, url, json!({})).await;
         s["id"].as_str().unwrap().to_string()
     };
     for client in [anonymous.clone(), authed_client("forged-token")] {
-        problem(
+        assert_problem(
             client
                 .delete(format!("{url}/api/v1/ActivitySession/{id}"))
                 .send()
                 .await
                 .unwrap(),
-            401,
+            &[401],
+            "",
         )
         .await;
     }
@@ -242,25 +195,27 @@ async fn failures_are_problem_details_with_the_right_status() {
         .json()
         .await
         .unwrap();
-    let body = problem(
+    let body = assert_problem(
         authed_client(&pre)
             .get(format!("{url}/api/v1/ActivitySession/{id}"))
             .send()
             .await
             .unwrap(),
-        401,
+        &[401],
+        "",
     )
     .await;
     assert!(body["detail"].as_str().unwrap().contains("MFA"), "{body}");
 
     // A User on an Admin operation: 403.
-    problem(
+    assert_problem(
         alice
             .get(format!("{url}/api/v1/ActivitySession?status=active"))
             .send()
             .await
             .unwrap(),
-        403,
+        &[403],
+        "",
     )
     .await;
 
@@ -288,15 +243,15 @@ async fn failures_are_problem_details_with_the_right_status() {
             .await
             .unwrap(),
     ] {
-        problem(resp, 404).await;
+        assert_problem(resp, &[404], "").await;
     }
     // ... and the admin's session is untouched.
-    assert_eq!(session_json(&admin, url, &id).await["status"], "Active");
+    assert_eq!(get_session(&admin, url, &id).await["status"], "Active");
 
     // Alice sees her own session.
-    let mine = create(&alice, url, json!({"note": "mine"})).await;
+    let mine = create_session(&alice, url, json!({"note": "mine"})).await;
     let mine_id = mine["id"].as_str().unwrap();
-    assert_eq!(session_json(&alice, url, mine_id).await["note"], "mine");
+    assert_eq!(get_session(&alice, url, mine_id).await["note"], "mine");
 }
 
 #[tokio::test]
@@ -347,18 +302,16 @@ async fn create_schedules_validates_and_lists_newest_first() {
 
     // Bad input: 400 naming the field; nothing is stored.
     let before: Vec<Value> = get_json(&admin, format!("{url}/api/v1/ActivitySession")).await;
-    let body = problem(
-        post(json!({"startDateTimeUtc": start, "endDateTimeUtc": start - chrono::Duration::minutes(1)})).await,
-        400,
-    )
+    let body = assert_problem(
+        post(json!({"startDateTimeUtc": start, "endDateTimeUtc": start - chrono::Duration::minutes(1)})).await, &[400], "")
     .await;
     assert!(
         body["detail"].as_str().unwrap().contains("endDateTimeUtc"),
         "{body}"
     );
-    let body = problem(post(json!({"note": "x".repeat(5000)})).await, 400).await;
+    let body = assert_problem(post(json!({"note": "x".repeat(5000)})).await, &[400], "").await;
     assert!(body["detail"].as_str().unwrap().contains("note"), "{body}");
-    let body = problem(post(json!({"managedAccountId": "nope"})).await, 400).await;
+    let body = assert_problem(post(json!({"managedAccountId": "nope"})).await, &[400], "").await;
     assert!(
         body["detail"]
             .as_str()
@@ -392,13 +345,14 @@ async fn create_schedules_validates_and_lists_newest_first() {
     .await;
     assert_eq!(page.len(), 1);
     assert_eq!(page[0]["id"], after[1]["id"]);
-    let body = problem(
+    let body = assert_problem(
         admin
             .get(format!("{url}/api/v1/ActivitySession?take=5000"))
             .send()
             .await
             .unwrap(),
-        400,
+        &[400],
+        "",
     )
     .await;
     assert!(body["detail"].as_str().unwrap().contains("take"), "{body}");
@@ -412,7 +366,7 @@ async fn extend_honours_its_limits() {
     });
     let url = &server.url;
     let admin = authed_client(&server.admin_token());
-    let s = create(&admin, url, json!({})).await;
+    let s = create_session(&admin, url, json!({})).await;
     let id = s["id"].as_str().unwrap();
     let end0 = chrono::DateTime::parse_from_rfc3339(s["scheduledEndDateTimeUtc"].as_str().unwrap())
         .unwrap();
@@ -435,14 +389,14 @@ async fn extend_honours_its_limits() {
     assert_eq!(once["sessionExtensionCount"], 1);
     assert_eq!(once["sessionExtensionMinutes"], 30);
     for minutes in [0, -1, 31] {
-        let body = problem(extend(minutes).await, 400).await;
+        let body = assert_problem(extend(minutes).await, &[400], "").await;
         assert!(
             body["detail"].as_str().unwrap().contains("minutes"),
             "{body}"
         );
     }
     assert_eq!(extend(5).await.status(), 200);
-    let body = problem(extend(5).await, 400).await;
+    let body = assert_problem(extend(5).await, &[400], "").await;
     assert!(
         body["detail"]
             .as_str()
@@ -457,7 +411,7 @@ async fn extend_honours_its_limits() {
         .await
         .unwrap();
     wait_for_status(&admin, url, id, "Cancelled").await;
-    problem(extend(5).await, 409).await;
+    assert_problem(extend(5).await, &[409], "").await;
 }
 
 #[tokio::test]
@@ -465,13 +419,13 @@ async fn a_restart_keeps_users_tokens_sessions_and_logs() {
     let mut server = TestServer::start();
     let token = server.admin_token();
     let http = authed_client(&token);
-    let s = create(&http, &server.url, json!({"ticket": "CHG-1"})).await;
+    let s = create_session(&http, &server.url, json!({"ticket": "CHG-1"})).await;
     let id = s["id"].as_str().unwrap().to_string();
     let log_before = log_messages(&http, &server.url, &id).await;
 
     server.restart();
     // The old token still works; the session and its log are there.
-    let again = session_json(&http, &server.url, &id).await;
+    let again = get_session(&http, &server.url, &id).await;
     assert_eq!(again["ticket"], "CHG-1");
     assert_eq!(again["status"], "Active");
     assert_eq!(log_messages(&http, &server.url, &id).await, log_before);
@@ -498,7 +452,7 @@ async fn sigkill_while_cancelling_finishes_the_end_after_restart() {
         ..Default::default()
     });
     let http = authed_client(&server.admin_token());
-    let s = create(&http, &server.url, json!({})).await;
+    let s = create_session(&http, &server.url, json!({})).await;
     let id = s["id"].as_str().unwrap().to_string();
     let resp = http
         .delete(format!("{}/api/v1/ActivitySession/{id}", server.url))
@@ -518,7 +472,7 @@ async fn sigkill_while_cancelling_finishes_the_end_after_restart() {
     )
     .await;
     assert_eq!(
-        session_json(&http, &server.url, &id).await["status"],
+        get_session(&http, &server.url, &id).await["status"],
         "Cancelling"
     );
     server.kill();
@@ -550,7 +504,7 @@ async fn fifty_concurrent_deletes_all_get_202_and_end_once() {
         ..Default::default()
     });
     let http = authed_client(&server.admin_token());
-    let s = create(&http, &server.url, json!({})).await;
+    let s = create_session(&http, &server.url, json!({})).await;
     let id = s["id"].as_str().unwrap().to_string();
 
     let url = format!("{}/api/v1/ActivitySession/{id}", server.url);

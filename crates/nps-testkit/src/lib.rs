@@ -450,3 +450,90 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `<url>/api/v1/ActivitySession`.
+pub fn sessions_url(url: &str) -> String {
+    format!("{url}/api/v1/ActivitySession")
+}
+
+/// CreateAsync with this body; asserts 201 and answers the session.
+pub async fn create_session(
+    http: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let resp = http
+        .post(sessions_url(url))
+        .json(&body)
+        .send()
+        .await
+        .expect("CreateAsync answers");
+    assert_eq!(resp.status(), 201, "CreateAsync {body}");
+    resp.json().await.expect("a session")
+}
+
+/// GetByIdAsync; asserts 200 and answers the session.
+pub async fn get_session(http: &reqwest::Client, url: &str, id: &str) -> serde_json::Value {
+    let resp = http
+        .get(format!("{}/{id}", sessions_url(url)))
+        .send()
+        .await
+        .expect("GetByIdAsync answers");
+    assert_eq!(resp.status(), 200, "GetByIdAsync {id}");
+    resp.json().await.expect("a session")
+}
+
+/// The messages of a session's log, oldest first.
+pub async fn log_messages(http: &reqwest::Client, url: &str, id: &str) -> Vec<String> {
+    let log: serde_json::Value = http
+        .get(format!("{}/{id}/Log?take=1000", sessions_url(url)))
+        .send()
+        .await
+        .expect("GetSessionLogsAsync answers")
+        .json()
+        .await
+        .expect("an ActionLogCollection");
+    log["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l["logMessage"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Asserts a ProblemDetails answer (JSON, `type`, `title`, `detail`,
+/// `instance`, and a `status` equal to the HTTP status) with one of the
+/// `allowed` statuses; answers the body. `what` names the request in failures.
+pub async fn assert_problem(
+    resp: reqwest::Response,
+    allowed: &[u16],
+    what: &str,
+) -> serde_json::Value {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(
+        allowed.contains(&status),
+        "{what}: answered {status}, wanted one of {allowed:?}: {text}"
+    );
+    assert!(
+        ct.starts_with("application/json"),
+        "{what}: content type {ct:?}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
+    assert_eq!(body["status"], status, "{what}: {body}");
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].is_string(), "{what}: {field} missing in {body}");
+    }
+    assert!(
+        body.get("instance").is_some(),
+        "{what}: instance missing in {body}"
+    );
+    body
+}
