@@ -810,7 +810,12 @@ impl Store for SqliteStore {
             let old_end = s
                 .scheduled_end_date_time_utc
                 .unwrap_or(s.scheduled_start_date_time_utc);
-            let new_end = old_end + chrono::Duration::minutes(minutes as i64);
+            let new_end = old_end
+                .checked_add_signed(chrono::Duration::minutes(minutes as i64))
+                .filter(|t| chrono::Datelike::year(t) <= 9999)
+                .ok_or_else(|| {
+                    StoreError::Refused("the session cannot end after the year 9999".into())
+                })?;
             c.execute(
                 "UPDATE sessions SET scheduled_end = ?2, extension_count = extension_count + 1, \
                  extension_minutes = extension_minutes + ?3, modified_at = ?4 WHERE id = ?1",
