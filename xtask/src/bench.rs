@@ -46,7 +46,7 @@ options:
   --connections N      wrk connections (default 32)
   --threads N          wrk threads (default 1)
   --end-samples N      sessions ended one at a time per end-latency case (default 1000; quick 100)
-  --keep               keep the database under target/bench/ afterwards
+  --keep               keep the database and the id files under target/bench/ afterwards
 ";
 
 struct Options {
@@ -849,8 +849,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", results.display()))?;
     println!("written to {}", results.display());
     if !bench.opts.keep {
-        for f in ["nps.db", "nps.db-wal", "nps.db-shm"] {
-            let _ = std::fs::remove_file(dir.join(f));
+        // Up to a gigabyte of database and megabytes of ids: keep only the
+        // results, the server's log and the action configuration.
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("nps.db") || name.ends_with(".txt") {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
     Ok(())
