@@ -114,7 +114,6 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--connections" => o.connections = number(value()?)? as u32,
             "--threads" => o.threads = number(value()?)?.max(1) as u32,
             "--end-samples" => o.end_samples = number(value()?)?.max(1) as usize,
-            "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n\n{USAGE}")),
         }
     }
@@ -755,6 +754,10 @@ impl Bench {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return Ok(());
+    }
     let opts = parse(args)?;
     let started = Instant::now();
     let binary = build_server()?;
