@@ -1178,3 +1178,49 @@ fn the_readme_shows_the_actions_example_verbatim() {
         "README.md's actions example differs from examples/actions.toml: copy the file into the README"
     );
 }
+
+/// Promoting a due session needs no worker: with every worker busy on a slow
+/// end action and more ends queued behind them than the engine dispatches at
+/// once, a later scheduled end still turns its session Cancelling on time.
+#[tokio::test]
+async fn a_scheduled_end_is_on_time_while_every_worker_is_busy() {
+    let _clock = CLOCK.read().await;
+    let server = TestServer::start_with(ServerOptions {
+        config_toml: Some(
+            "[actions]\nworkers = 1\n\n[[actions.end]]\nkind = \"command\"\nprogram = \"sleep\"\nargs = [\"8\"]\n"
+                .into(),
+        ),
+        ..Default::default()
+    });
+    let http = authed_client(&server.admin_token());
+    let url = &server.url;
+    // Six sessions end together: more than workers * 4 become runnable at once.
+    let first_end = Utc::now() + chrono::Duration::seconds(2);
+    for _ in 0..6 {
+        nps_testkit::create_session(
+            &http,
+            url,
+            serde_json::json!({ "endDateTimeUtc": first_end }),
+        )
+        .await;
+    }
+    let end = first_end + chrono::Duration::seconds(2);
+    let s =
+        nps_testkit::create_session(&http, url, serde_json::json!({ "endDateTimeUtc": end })).await;
+    let id = s["id"].as_str().unwrap().to_string();
+    let seen = eventually(
+        Duration::from_secs(20),
+        "the scheduled end to begin",
+        || async {
+            let s = nps_testkit::get_session(&http, url, &id).await;
+            (s["status"] == "Cancelling").then(Utc::now)
+        },
+    )
+    .await;
+    let late = seen - end;
+    assert!(
+        late < chrono::Duration::milliseconds(1200),
+        "the scheduled end began {} ms late",
+        late.num_milliseconds()
+    );
+}

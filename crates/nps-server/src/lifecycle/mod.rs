@@ -110,16 +110,15 @@ impl Engine {
             info!(self.log, "scheduled transitions"; "started" => promoted.started, "ending" => promoted.ending);
         }
 
+        // Runnable work beyond what is dispatched now is picked up when a
+        // running pipeline finishes (it wakes the engine).
         let busy = self.in_flight.lock().expect("in-flight set").len();
         let want = self.config.workers * 4;
-        let mut dispatched_all = true;
         if busy < want {
             let ids = self.store.runnable(now, (busy + want) as u32).await?;
-            let fetched_full = ids.len() == busy + want;
             let mut started = 0;
             for id in ids {
                 if started + busy >= want {
-                    dispatched_all = false;
                     break;
                 }
                 if self.in_flight.lock().expect("in-flight set").insert(id) {
@@ -132,15 +131,12 @@ impl Engine {
                     });
                 }
             }
-            dispatched_all &= !fetched_full;
         }
         if promoted.more {
             return Ok(Duration::ZERO);
         }
-        if !dispatched_all {
-            // More is runnable than was dispatched: finishing tasks wake us.
-            return Ok(IDLE_WAKE);
-        }
+        // Sleep until the next scheduled start, end or retry even while the
+        // workers are saturated: promoting a due session needs no worker.
         let now = Utc::now();
         Ok(match self.store.next_due(now).await? {
             Some(t) if t <= now => Duration::ZERO,
