@@ -213,11 +213,12 @@ impl Auth {
             return Err(self.throttled(login));
         }
         let user = self.store.user_by_login(login).await?;
-        let (hash, password_owned) = match &user {
-            Some(u) => (u.password_hash.clone(), password.to_string()),
-            None => (self.dummy_hash.clone(), password.to_string()),
-        };
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password_owned, &hash))
+        // An unknown login is checked against a dummy hash: same time, same answer.
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
             .await
             .unwrap_or(false);
         let user = match (user, ok) {
