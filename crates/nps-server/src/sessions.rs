@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::config::SessionConfig;
-use crate::lifecycle::state::{Event, Phase, Work};
+use crate::lifecycle::state::{Phase, Work};
 use crate::lifecycle::Engine;
 use crate::store::{
-    Actor, ExtensionLimits, LogFilter, NewSession, SessionFilter, Store, StoreError,
+    Actor, ExtensionLimits, LogFilter, NewSession, SessionFilter, Store, StoreError, StoredSession,
 };
 
 /// Longest accepted text property of a request.
@@ -98,12 +98,12 @@ impl Sessions {
     }
 
     /// The session, if the caller may see it (its creator or an Admin).
-    async fn visible(&self, caller: &Caller, id: Uuid) -> Result<ActivitySession, Failure> {
+    async fn visible(&self, caller: &Caller, id: Uuid) -> Result<StoredSession, Failure> {
         match self.store.session(id).await? {
             Some(s)
                 if caller.role == Role::Admin || s.session.created_by == Some(caller.user_id) =>
             {
-                Ok(s.session)
+                Ok(s)
             }
             _ => Err(Failure::NotFound(id)),
         }
@@ -247,7 +247,7 @@ impl Sessions {
     }
 
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ActivitySession, Failure> {
-        self.visible(caller, id).await
+        Ok(self.visible(caller, id).await?.session)
     }
 
     pub async fn list(&self, query: ListSessionsQuery) -> Result<Vec<ActivitySession>, Failure> {
@@ -265,21 +265,21 @@ impl Sessions {
     }
 
     /// DeleteAsync: durable before it answers, idempotent, and the engine is
-    /// woken at once.
+    /// woken at once. The session read for the visibility check is the one
+    /// the end is decided on: no second read.
     pub async fn end(
         &self,
         caller: &Caller,
         address: &str,
         id: Uuid,
     ) -> Result<ActivitySession, Failure> {
-        self.visible(caller, id).await?;
+        let current = self.visible(caller, id).await?;
         let applied = self
             .store
-            .apply(
-                id,
-                Event::EndRequested,
+            .request_end(
+                current,
                 &actor(caller, address),
-                Some("end requested (DeleteAsync)".into()),
+                "end requested (DeleteAsync)".into(),
             )
             .await?;
         if applied.changed {

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
 use crate::config::ActionsConfig;
-use crate::store::{Actor, Store, StoreError};
+use crate::store::{Actor, NoEndActions, Store, StoreError};
 use state::{Event, Phase};
 
 /// Sessions promoted per database round trip when many are due at once.
@@ -33,7 +33,7 @@ const IDLE_WAKE: Duration = Duration::from_secs(30);
 
 pub struct Engine {
     store: Arc<dyn Store>,
-    config: ActionsConfig,
+    config: Arc<ActionsConfig>,
     notify: Notify,
     in_flight: Mutex<HashSet<Uuid>>,
     permits: Arc<Semaphore>,
@@ -48,7 +48,7 @@ impl Engine {
         let workers = config.workers;
         Arc::new(Engine {
             store,
-            config,
+            config: Arc::new(config),
             notify: Notify::new(),
             in_flight: Mutex::new(HashSet::new()),
             permits: Arc::new(Semaphore::new(workers)),
@@ -101,6 +101,12 @@ impl Engine {
     /// One look at the database: promote what is due, dispatch runnable
     /// work, and answer how long to sleep.
     async fn tick(self: &Arc<Self>) -> Result<Duration, StoreError> {
+        // Ends DeleteAsync journalled become the sessions' work (one slice;
+        // the next tick takes the next).
+        let config = Arc::clone(&self.config);
+        let no_end_actions: NoEndActions =
+            Arc::new(move |name| config.lists_for(name).end.is_empty());
+        let (_, more_ends) = self.store.apply_end_requests(no_end_actions).await?;
         let now = Utc::now();
         let promoted = self
             .store
@@ -132,7 +138,7 @@ impl Engine {
                 }
             }
         }
-        if promoted.more {
+        if promoted.more || more_ends {
             return Ok(Duration::ZERO);
         }
         // Sleep until the next scheduled start, end or retry even while the
@@ -177,19 +183,7 @@ impl Engine {
             let phase = work.phase.as_str();
             let index = work.next_action;
             let Some(action) = list.get(index as usize) else {
-                let (event, message) = match work.phase {
-                    Phase::Start => (
-                        Event::StartFinished,
-                        format!("start pipeline finished: {} start action(s) succeeded", list.len()),
-                    ),
-                    Phase::End => (
-                        Event::EndFinished,
-                        format!(
-                            "end pipeline finished: session access revoked, {} end action(s) succeeded",
-                            list.len()
-                        ),
-                    ),
-                };
+                let (event, message) = state::pipeline_finished(work.phase, list.len());
                 self.store.apply(id, event, &system, Some(message)).await?;
                 continue;
             };

@@ -107,6 +107,23 @@ pub enum Outcome {
     NoChange,
 }
 
+/// The event, and its log message, that closes a pipeline whose `actions`
+/// actions all succeeded.
+pub fn pipeline_finished(phase: Phase, actions: usize) -> (Event, String) {
+    match phase {
+        Phase::Start => (
+            Event::StartFinished,
+            format!("start pipeline finished: {actions} start action(s) succeeded"),
+        ),
+        Phase::End => (
+            Event::EndFinished,
+            format!(
+                "end pipeline finished: session access revoked, {actions} end action(s) succeeded"
+            ),
+        ),
+    }
+}
+
 /// The one place that decides what an event does to a session.
 pub fn transition(
     status: SessionStatus,

@@ -13,7 +13,7 @@ use nps_api::policy::Role;
 use nps_api::{ActionLogDto, ActionLogType, ActivitySession, SessionCategory};
 use uuid::Uuid;
 
-use crate::lifecycle::state::{Event, Work};
+use crate::lifecycle::state::{Change, Event, Work};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,36 @@ pub struct StoredSession {
     pub work: Option<Work>,
 }
 
+impl StoredSession {
+    /// This session after `change` (an answer of
+    /// [`crate::lifecycle::state::transition`]) made by `actor` at `now`: what
+    /// the store writes, and what a read shows of a change not yet written.
+    pub fn with_change(&self, change: &Change, actor: &Actor, now: DateTime<Utc>) -> StoredSession {
+        let mut s = self.session.clone();
+        s.status = change.status;
+        if let Some(description) = &change.description {
+            s.status_description = Some(description.clone());
+        }
+        s.modified_date_time_utc = now;
+        if change.set_actual_start {
+            s.actual_start_date_time_utc = Some(now);
+        }
+        if change.set_actual_end {
+            s.actual_end_date_time_utc = Some(now);
+        }
+        if change.set_cancelled_by {
+            s.cancelled_by = actor.user_id;
+        }
+        StoredSession {
+            session: s,
+            work: change.work.clone(),
+        }
+    }
+}
+
+/// Whether sessions of an activity (by name) have no end actions.
+pub type NoEndActions = std::sync::Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+
 /// A session to insert (CreateAsync).
 pub struct NewSession {
     pub session: ActivitySession,
@@ -205,6 +235,22 @@ pub trait Store: Send + Sync + 'static {
         actor: &Actor,
         message: Option<String>,
     ) -> StoreResult<Applied>;
+    /// DeleteAsync: ends `current` (the session as just read) for `actor`.
+    /// Durable when it returns, like every write, and from then on every read
+    /// shows the session as the end left it (Cancelling, or Cancelled before
+    /// it started). The SQLite store may journal the end of an Active session
+    /// and apply it to the row later ([`Store::apply_end_requests`]).
+    async fn request_end(
+        &self,
+        current: StoredSession,
+        actor: &Actor,
+        message: String,
+    ) -> StoreResult<Applied>;
+    /// Applies journalled end requests for a short slice of time, when no
+    /// request is waiting for storage; a session whose activity has no end
+    /// actions goes straight on to Cancelled. Returns how many it applied
+    /// and whether more wait.
+    async fn apply_end_requests(&self, no_end_actions: NoEndActions) -> StoreResult<(usize, bool)>;
     async fn extend(
         &self,
         id: Uuid,

@@ -83,3 +83,17 @@ CREATE TABLE IF NOT EXISTS session_log (
     at         INTEGER NOT NULL,
     PRIMARY KEY (session_id, line)
 ) WITHOUT ROWID;
+
+-- DeleteAsync's accepted ends of Active sessions, appended before the 202
+-- and applied to `sessions` by the lifecycle engine, which then deletes them
+-- (see store/sqlite/journal.rs). Left over at start-up: applied before the
+-- server listens.
+CREATE TABLE IF NOT EXISTS end_requests (
+    seq           INTEGER PRIMARY KEY,
+    session_id    TEXT NOT NULL,
+    actor_id      TEXT,
+    actor_name    TEXT NOT NULL,
+    actor_address TEXT,
+    message       TEXT NOT NULL,
+    at            INTEGER NOT NULL
+);

@@ -22,9 +22,14 @@ use uuid::Uuid;
 use super::*;
 use crate::lifecycle::state::{self, Event, Outcome, Phase, Work};
 
+mod checkpoint;
+mod journal;
+mod writer;
+
+use journal::{PendingEnds, JOURNAL_LIMIT};
+use writer::{Job, Tx, WriteJob};
+
 const SCHEMA: &str = include_str!("schema.sql");
-/// Most writes committed together.
-const MAX_BATCH: usize = 512;
 
 /// Microseconds since the epoch: how times are stored.
 fn to_micros(t: DateTime<Utc>) -> i64 {
@@ -50,57 +55,12 @@ fn map_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// A write run by the writer thread inside the shared transaction.
-trait WriteJob: Send {
-    fn run(&mut self, conn: &Connection);
-    fn finish(self: Box<Self>, commit: Result<(), String>);
-}
-
-struct Job<T, F> {
-    f: Option<F>,
-    result: Option<StoreResult<T>>,
-    reply: tokio::sync::oneshot::Sender<StoreResult<T>>,
-}
-
-impl<T: Send, F> WriteJob for Job<T, F>
-where
-    F: FnOnce(&Connection) -> StoreResult<T> + Send,
-{
-    fn run(&mut self, conn: &Connection) {
-        let f = self.f.take().expect("a job runs once");
-        let result = match conn.execute_batch("SAVEPOINT job") {
-            Err(e) => Err(map_err(e)),
-            Ok(()) => {
-                let r = f(conn);
-                let end = if r.is_ok() {
-                    conn.execute_batch("RELEASE job")
-                } else {
-                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                };
-                match end {
-                    Ok(()) => r,
-                    Err(e) => Err(map_err(e)),
-                }
-            }
-        };
-        self.result = Some(result);
-    }
-
-    fn finish(self: Box<Self>, commit: Result<(), String>) {
-        let result = match commit {
-            Ok(()) => self
-                .result
-                .unwrap_or_else(|| Err(StoreError::Internal("job did not run".into()))),
-            Err(e) => Err(StoreError::Unavailable(e)),
-        };
-        let _ = self.reply.send(result);
-    }
-}
-
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Box<dyn WriteJob>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Ends journalled by DeleteAsync and not yet applied to their rows.
+    pending: Arc<PendingEnds>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -138,25 +98,56 @@ impl SqliteStore {
             )?;
         }
 
+        journal::replay(&conn).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot apply the end requests journalled in {}: {e}",
+                path.display()
+            )
+        })?;
+
+        // Checkpoints run on their own thread (see checkpoint.rs).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let committed = checkpoint::start(path)?;
+        let pending = Arc::new(PendingEnds::default());
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let writer_pending = Arc::clone(&pending);
         std::thread::Builder::new()
             .name("nps-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer::writer_loop(conn, &writer_pending, &committed, rx))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(tx),
             readers: Arc::new(Mutex::new(Vec::new())),
+            pending,
         })
     }
 
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Tx) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    /// A write that yields to requests waiting for the writer.
+    async fn write_background<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    async fn submit<T, F>(&self, f: F, background: bool) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx) -> StoreResult<T> + Send + 'static,
     {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job: Box<dyn WriteJob> = Box::new(Job {
             f: Some(f),
+            background,
             result: None,
             reply,
         });
@@ -206,6 +197,8 @@ fn with_reader<T>(
             )
             .map_err(map_err)?;
             configure(&c).map_err(map_err)?;
+            c.execute_batch("PRAGMA cache_size = -16000;")
+                .map_err(map_err)?;
             c
         }
     };
@@ -215,34 +208,6 @@ fn with_reader<T>(
         pool.push(conn);
     }
     result
-}
-
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            for job in batch {
-                job.finish(Err(e.to_string()));
-            }
-            continue;
-        }
-        for job in batch.iter_mut() {
-            job.run(&conn);
-        }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            e.to_string()
-        });
-        for job in batch {
-            job.finish(commit.clone());
-        }
-    }
 }
 
 // ---- rows ----------------------------------------------------------------
@@ -431,6 +396,8 @@ fn apply_event(
     message: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<Applied> {
+    // As stored, so that what is returned is what a read gives back.
+    let now = from_micros(to_micros(now));
     let current = load_session(conn, id)?.ok_or(StoreError::NotFound)?;
     let change = match state::transition(current.session.status, current.work.as_ref(), event, now)
     {
@@ -442,27 +409,23 @@ fn apply_event(
         }
         Outcome::Apply(change) => change,
     };
-    let s = &current.session;
-    let work = change.work.as_ref();
-    let description = change.description.clone().or(s.status_description.clone());
+    let next = current.with_change(&change, actor, now);
+    let (s, work) = (&next.session, next.work.as_ref());
     conn.prepare_cached(
         "UPDATE sessions SET status = ?2, status_description = ?3, modified_at = ?4, \
-         actual_start = CASE WHEN ?5 THEN ?4 ELSE actual_start END, \
-         actual_end = CASE WHEN ?6 THEN ?4 ELSE actual_end END, \
-         cancelled_by = CASE WHEN ?7 THEN ?8 ELSE cancelled_by END, \
-         work_phase = ?9, work_index = ?10, work_attempts = ?11, work_due = ?12, end_target = ?13 \
+         actual_start = ?5, actual_end = ?6, cancelled_by = ?7, \
+         work_phase = ?8, work_index = ?9, work_attempts = ?10, work_due = ?11, end_target = ?12 \
          WHERE id = ?1",
     )
     .map_err(map_err)?
     .execute(params![
         id.to_string(),
-        change.status.as_str(),
-        description,
-        to_micros(now),
-        change.set_actual_start,
-        change.set_actual_end,
-        change.set_cancelled_by,
-        opt_str(actor.user_id),
+        s.status.as_str(),
+        s.status_description,
+        to_micros(s.modified_date_time_utc),
+        s.actual_start_date_time_utc.map(to_micros),
+        s.actual_end_date_time_utc.map(to_micros),
+        opt_str(s.cancelled_by),
         work.map(|w| w.phase.as_str()),
         work.map(|w| w.next_action as i64),
         work.map(|w| w.attempts as i64),
@@ -470,28 +433,22 @@ fn apply_event(
         work.and_then(|w| w.end_target).map(SessionStatus::as_str),
     ])
     .map_err(map_err)?;
-    let line = match (message, change.status != s.status) {
+    let was = current.session.status;
+    let line = match (message, s.status != was) {
         (Some(m), true) => Some(format!(
-            "{} -> {} by {}: {m}",
+            "{was} -> {} by {}: {m}",
             s.status,
-            change.status,
             actor.describe()
         )),
-        (None, true) => Some(format!(
-            "{} -> {} by {}",
-            s.status,
-            change.status,
-            actor.describe()
-        )),
+        (None, true) => Some(format!("{was} -> {} by {}", s.status, actor.describe())),
         (Some(m), false) => Some(m.to_string()),
         (None, false) => None,
     };
     if let Some(line) = line {
         append_log(conn, id, state::log_level(event), &line, now)?;
     }
-    let session = load_session(conn, id)?.ok_or(StoreError::NotFound)?;
     Ok(Applied {
-        session,
+        session: next,
         changed: true,
     })
 }
@@ -715,7 +672,14 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, id: Uuid) -> StoreResult<Option<StoredSession>> {
-        self.read_now(|c| load_session(c, id))
+        // The journal first, the row second: an end leaves the journal only
+        // after its row was committed, so one of the two shows it.
+        let pending = self.pending.get(id);
+        let row = self.read_now(|c| load_session(c, id))?;
+        Ok(match (row, pending) {
+            (Some(stored), Some(p)) => Some(p.overlay(stored)),
+            (row, _) => row,
+        })
     }
 
     async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<ActivitySession>> {
@@ -731,37 +695,57 @@ impl Store for SqliteStore {
         let target = opt_str(filter.target_id);
         let target_user = opt_str(filter.target_user_id);
         let (skip, take) = (filter.skip as i64, filter.take as i64);
-        self.read(move |c| {
-            // Up to five statuses per category; unused slots are NULL.
-            let slot = |i: usize| statuses.get(i).cloned();
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {SESSION_COLUMNS} FROM sessions \
+        // Ends still in the journal are shown on their rows. A journalled end
+        // never moves a session out of its category (Active stays in Active:
+        // Cancelling), so the filter can run on the rows as stored. The
+        // journal is read after the rows: when an end left it in between, the
+        // rows are read again.
+        loop {
+            let epoch = self.pending.epoch();
+            let statuses = statuses.clone();
+            let (target, target_user) = (target.clone(), target_user.clone());
+            let rows = self
+                .read(move |c| {
+                    // Up to five statuses per category; unused slots are NULL.
+                    let slot = |i: usize| statuses.get(i).cloned();
+                    let mut stmt = c
+                        .prepare_cached(&format!(
+                            "SELECT {SESSION_COLUMNS} FROM sessions \
                      WHERE (?1 IS NULL OR status IN (?1, ?2, ?3, ?4, ?5)) \
                      AND (?6 IS NULL OR target_id = ?6) AND (?7 IS NULL OR target_user_id = ?7) \
                      ORDER BY created_at DESC, id DESC LIMIT ?8 OFFSET ?9"
-                ))
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        slot(0),
-                        slot(1),
-                        slot(2),
-                        slot(3),
-                        slot(4),
-                        target,
-                        target_user,
-                        take,
-                        skip
-                    ],
-                    session_from_row,
-                )
-                .map_err(map_err)?;
-            rows.map(|r| r.map(|s| s.session).map_err(map_err))
-                .collect()
-        })
-        .await
+                        ))
+                        .map_err(map_err)?;
+                    let rows = stmt
+                        .query_map(
+                            params![
+                                slot(0),
+                                slot(1),
+                                slot(2),
+                                slot(3),
+                                slot(4),
+                                target,
+                                target_user,
+                                take,
+                                skip
+                            ],
+                            session_from_row,
+                        )
+                        .map_err(map_err)?;
+                    rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+                })
+                .await?;
+            let shown: Vec<ActivitySession> = rows
+                .into_iter()
+                .map(|s| match self.pending.get(s.session.id) {
+                    Some(p) => p.overlay(s).session,
+                    None => s.session,
+                })
+                .collect();
+            if self.pending.epoch() == epoch {
+                return Ok(shown);
+            }
+        }
     }
 
     async fn apply(
@@ -772,7 +756,57 @@ impl Store for SqliteStore {
         message: Option<String>,
     ) -> StoreResult<Applied> {
         let actor = actor.clone();
-        self.write(move |c| apply_event(c, id, &event, &actor, message.as_deref(), Utc::now()))
+        self.write(move |c| {
+            journal::settle(c, id)?;
+            apply_event(c, id, &event, &actor, message.as_deref(), Utc::now())
+        })
+        .await
+    }
+
+    async fn request_end(
+        &self,
+        current: StoredSession,
+        actor: &Actor,
+        message: String,
+    ) -> StoreResult<Applied> {
+        let at = from_micros(to_micros(Utc::now()));
+        let id = current.session.id;
+        let change = match state::transition(
+            current.session.status,
+            current.work.as_ref(),
+            &Event::EndRequested,
+            at,
+        ) {
+            Outcome::NoChange => {
+                return Ok(Applied {
+                    session: current,
+                    changed: false,
+                })
+            }
+            Outcome::Apply(change) => change,
+        };
+        // Only an Active session's end is journalled: it stays in its
+        // listing category (Cancelling is Active), which reads rely on.
+        if current.session.status != SessionStatus::Active || self.pending.rows() >= JOURNAL_LIMIT {
+            return self
+                .apply(id, Event::EndRequested, actor, Some(message))
+                .await;
+        }
+        let ended = current.with_change(&change, actor, at);
+        let actor = actor.clone();
+        self.write(move |c| journal::accept(c, id, &actor, &message, at))
+            .await?;
+        Ok(Applied {
+            session: ended,
+            changed: true,
+        })
+    }
+
+    async fn apply_end_requests(&self, no_end_actions: NoEndActions) -> StoreResult<(usize, bool)> {
+        if self.pending.rows() == 0 {
+            return Ok((0, false));
+        }
+        self.write_background(move |c| journal::apply_slice(c, &*no_end_actions))
             .await
     }
 
@@ -786,6 +820,7 @@ impl Store for SqliteStore {
         let actor = actor.clone();
         self.write(move |c| {
             let now = Utc::now();
+            journal::settle(c, id)?;
             let current = load_session(c, id)?.ok_or(StoreError::NotFound)?;
             let s = &current.session;
             if !matches!(s.status, SessionStatus::Active | SessionStatus::Pending)
@@ -850,6 +885,10 @@ impl Store for SqliteStore {
         let start = filter.start.map(to_micros);
         let end = filter.end.map(to_micros);
         let (skip, take, desc) = (filter.skip as i64, filter.take as i64, filter.descending);
+        if self.pending.get(id).is_some() {
+            // Its end's log line is written when the end is applied: now.
+            self.write(move |c| journal::settle(c, id)).await?;
+        }
         self.read(move |c| {
             // instr() matches the text literally: % and _ are not wildcards.
             let conditions = "session_id = ?1 AND (?2 IS NULL OR level = ?2) \
@@ -970,6 +1009,7 @@ impl Store for SqliteStore {
             for id in ends {
                 // Chosen by a read before this transaction: an ExtendAsync
                 // committed in between may have moved the end.
+                journal::settle(c, id)?;
                 let still_due = load_session(c, id)?
                     .and_then(|s| s.session.scheduled_end_date_time_utc)
                     .is_some_and(|end| end <= now);

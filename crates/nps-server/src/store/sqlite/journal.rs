@@ -1,0 +1,579 @@
+//! The journal of end requests: how DeleteAsync answers fast and durably.
+//!
+//! Ending an Active session changes its row, four indexes and its log, each
+//! on a page of its own once the table is larger than the page cache: about
+//! ten random page writes. DeleteAsync does not wait for them. It appends one
+//! small row to `end_requests` (sequential pages, group-committed with the
+//! other requests of the moment), and answers 202 once that row is on disk.
+//! The lifecycle engine then applies the journal to the sessions in the
+//! background, oldest first, when no request is waiting for the writer.
+//!
+//! Until an end is applied, its session's row still says Active, so every read
+//! goes through [`PendingEnds`]: the journal's entries of this process, kept in
+//! memory and published only after their commit. A read shows a session as
+//! [`state::transition`] will make it (Cancelling), the same function that
+//! applies it later. Writes that touch a session ([`settle`]) apply its
+//! pending end first, in their own transaction. At start-up the whole journal
+//! is applied before the server listens, so the memory never has to be
+//! rebuilt.
+//!
+//! The journal holds at most [`JOURNAL_LIMIT`] ends; beyond that DeleteAsync
+//! applies its end itself, as it did before there was a journal, so a flood
+//! costs throughput, not memory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+use uuid::Uuid;
+
+use super::writer::Tx;
+use super::{apply_event, from_micros, map_err, opt_uuid_col, to_micros, uuid_col};
+use crate::lifecycle::state::{self, Event, Outcome, Phase};
+use crate::store::{Actor, StoreResult, StoredSession};
+
+/// Most ends waiting in the journal.
+pub(super) const JOURNAL_LIMIT: usize = 20_000;
+/// Longest one background slice applies ends before it commits and yields.
+const SLICE: Duration = Duration::from_millis(5);
+/// Most ends one slice reads.
+const SLICE_ROWS: i64 = 512;
+
+/// An end request accepted and not yet applied.
+#[derive(Clone, Debug)]
+pub(super) struct PendingEnd {
+    pub seq: i64,
+    pub actor: Actor,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+impl PendingEnd {
+    /// `stored` as this end makes it, when applied.
+    pub(super) fn overlay(&self, stored: StoredSession) -> StoredSession {
+        match state::transition(
+            stored.session.status,
+            stored.work.as_ref(),
+            &Event::EndRequested,
+            self.at,
+        ) {
+            Outcome::Apply(change) => stored.with_change(&change, &self.actor, self.at),
+            Outcome::NoChange => stored,
+        }
+    }
+}
+
+/// What a transaction did to the journal, published when it commits.
+#[derive(Default)]
+pub(super) struct JournalEffects {
+    accepted: Vec<(Uuid, PendingEnd)>,
+    settled: Vec<(Uuid, i64)>,
+}
+
+impl JournalEffects {
+    pub(super) fn accepted_for(&self, id: Uuid) -> Option<PendingEnd> {
+        self.accepted
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, p)| p.clone())
+    }
+
+    pub(super) fn extend(&mut self, other: JournalEffects) {
+        self.accepted.extend(other.accepted);
+        self.settled.extend(other.settled);
+    }
+}
+
+/// The committed, not yet applied ends of this process, by session.
+#[derive(Default)]
+pub(super) struct PendingEnds {
+    map: Mutex<HashMap<Uuid, PendingEnd>>,
+    /// Rows in `end_requests` (the map holds one per session; a session
+    /// ended twice at the same moment has two rows, the second a no-op).
+    rows: AtomicUsize,
+    /// Bumped each time an applied end leaves the map.
+    epoch: AtomicU64,
+}
+
+impl PendingEnds {
+    pub(super) fn get(&self, id: Uuid) -> Option<PendingEnd> {
+        self.lock().get(&id).cloned()
+    }
+
+    /// Ends in the journal, applied or not to their sessions' rows.
+    pub(super) fn rows(&self) -> usize {
+        self.rows.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, PendingEnd>> {
+        self.map.lock().expect("pending ends")
+    }
+
+    /// Publishes a committed transaction's effects: accepted ends first (the
+    /// oldest per session is kept), then applied ones leave.
+    pub(super) fn publish(&self, effects: JournalEffects) {
+        if effects.accepted.is_empty() && effects.settled.is_empty() {
+            return;
+        }
+        let mut map = self.lock();
+        self.rows
+            .fetch_add(effects.accepted.len(), Ordering::SeqCst);
+        self.rows.fetch_sub(effects.settled.len(), Ordering::SeqCst);
+        for (id, p) in effects.accepted {
+            map.entry(id).or_insert(p);
+        }
+        if !effects.settled.is_empty() {
+            for (id, seq) in effects.settled {
+                if map.get(&id).is_some_and(|p| p.seq == seq) {
+                    map.remove(&id);
+                }
+            }
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Appends an end request (inside the writer's transaction).
+pub(super) fn accept(
+    tx: &Tx,
+    id: Uuid,
+    actor: &Actor,
+    message: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO end_requests (session_id, actor_id, actor_name, actor_address, message, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(map_err)?
+    .execute(params![
+        id.to_string(),
+        actor.user_id.map(|u| u.to_string()),
+        actor.name,
+        actor.address,
+        message,
+        to_micros(at)
+    ])
+    .map_err(map_err)?;
+    let seq = tx.last_insert_rowid();
+    tx.effects().accepted.push((
+        id,
+        PendingEnd {
+            seq,
+            actor: actor.clone(),
+            message: message.to_string(),
+            at,
+        },
+    ));
+    Ok(())
+}
+
+/// Applies `id`'s pending end, if any, before a write that touches it.
+pub(super) fn settle(tx: &Tx, id: Uuid) -> StoreResult<()> {
+    let Some(p) = tx.pending_end(id) else {
+        return Ok(());
+    };
+    apply_event(
+        tx,
+        id,
+        &Event::EndRequested,
+        &p.actor,
+        Some(&p.message),
+        p.at,
+    )?;
+    tx.prepare_cached("DELETE FROM end_requests WHERE seq = ?1")
+        .map_err(map_err)?
+        .execute(params![p.seq])
+        .map_err(map_err)?;
+    tx.effects().settled.push((id, p.seq));
+    Ok(())
+}
+
+/// One background slice: applies the oldest ends for about [`SLICE`].
+/// Returns how many were applied and whether more wait.
+pub(super) fn apply_slice(
+    tx: &Tx,
+    no_end_actions: &dyn Fn(Option<&str>) -> bool,
+) -> StoreResult<(usize, bool)> {
+    let started = Instant::now();
+    let rows = read_oldest(tx, SLICE_ROWS)?;
+    let mut applied = 0;
+    let mut last = None;
+    for (seq, id, p) in &rows {
+        let ended = apply_event(
+            tx,
+            *id,
+            &Event::EndRequested,
+            &p.actor,
+            Some(&p.message),
+            p.at,
+        )?;
+        // No end actions: the engine would only close the pipeline, a
+        // second write of the same row; close it in this one's transaction.
+        let session = &ended.session;
+        if ended.changed
+            && session.work.as_ref().is_some_and(|w| w.phase == Phase::End)
+            && no_end_actions(session.session.activity_name.as_deref())
+        {
+            let (event, message) = state::pipeline_finished(Phase::End, 0);
+            apply_event(
+                tx,
+                *id,
+                &event,
+                &Actor::system(),
+                Some(&message),
+                Utc::now(),
+            )?;
+        }
+        tx.effects().settled.push((*id, *seq));
+        applied += 1;
+        last = Some(*seq);
+        if started.elapsed() >= SLICE {
+            break;
+        }
+    }
+    if let Some(last) = last {
+        tx.prepare_cached("DELETE FROM end_requests WHERE seq <= ?1")
+            .map_err(map_err)?
+            .execute(params![last])
+            .map_err(map_err)?;
+    }
+    let more = applied < rows.len() || rows.len() as i64 == SLICE_ROWS;
+    Ok((applied, more))
+}
+
+/// At start-up, before anything reads: applies the whole journal left by the
+/// previous process (a crash between a 202 and its application).
+pub(super) fn replay(conn: &Connection) -> StoreResult<usize> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+    let result = (|| {
+        let rows = read_oldest(conn, i64::MAX)?;
+        for (_, id, p) in &rows {
+            apply_event(
+                conn,
+                *id,
+                &Event::EndRequested,
+                &p.actor,
+                Some(&p.message),
+                p.at,
+            )?;
+        }
+        conn.execute_batch("DELETE FROM end_requests")
+            .map_err(map_err)?;
+        Ok(rows.len())
+    })();
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(map_err)?;
+    result
+}
+
+fn read_oldest(conn: &Connection, limit: i64) -> StoreResult<Vec<(i64, Uuid, PendingEnd)>> {
+    conn.prepare_cached(
+        "SELECT seq, session_id, actor_id, actor_name, actor_address, message, at \
+         FROM end_requests ORDER BY seq LIMIT ?1",
+    )
+    .map_err(map_err)?
+    .query_map(params![limit], |r| {
+        let seq: i64 = r.get(0)?;
+        Ok((
+            seq,
+            uuid_col(r, 1)?,
+            PendingEnd {
+                seq,
+                actor: Actor {
+                    user_id: opt_uuid_col(r, 2)?,
+                    name: r.get(3)?,
+                    address: r.get(4)?,
+                },
+                message: r.get(5)?,
+                at: from_micros(r.get(6)?),
+            },
+        ))
+    })
+    .map_err(map_err)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(map_err)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The journal on a real database file, with no engine: an end stays
+    //! pending until a write settles it or the store is opened again, so
+    //! every read path meets it deterministically.
+
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use chrono::{Duration, Utc};
+    use nps_api::{ActivitySession, SessionCategory, SessionStatus};
+    use rusqlite::Connection;
+    use uuid::Uuid;
+
+    use crate::lifecycle::state::Event;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{
+        Actor, ExtensionLimits, LogFilter, NewSession, SessionFilter, Store, StoreError,
+    };
+
+    struct TempDb(PathBuf);
+
+    impl TempDb {
+        fn new() -> TempDb {
+            let dir = std::env::temp_dir().join(format!("nps-journal-{}", Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDb(dir)
+        }
+        fn path(&self) -> PathBuf {
+            self.0.join("nps.db")
+        }
+        /// The row as stored, read outside the store.
+        fn stored_status(&self, id: Uuid) -> String {
+            Connection::open(self.path())
+                .unwrap()
+                .query_row(
+                    "SELECT status FROM sessions WHERE id = ?1",
+                    [id.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        }
+        fn journal_len(&self) -> i64 {
+            Connection::open(self.path())
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM end_requests", [], |r| r.get(0))
+                .unwrap()
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn user() -> Actor {
+        Actor {
+            user_id: Some(Uuid::new_v4()),
+            name: "alice".into(),
+            address: Some("127.0.0.1".into()),
+        }
+    }
+
+    async fn active_session(store: &SqliteStore, by: &Actor) -> Uuid {
+        let now = Utc::now();
+        let session = ActivitySession {
+            id: Uuid::new_v4(),
+            created_by: by.user_id,
+            created_by_user_name: Some(by.name.clone()),
+            created_from_address: by.address.clone(),
+            created_date_time_utc: now,
+            modified_date_time_utc: now,
+            status: SessionStatus::Active,
+            status_description: Some("Active".into()),
+            scheduled_start_date_time_utc: now,
+            actual_start_date_time_utc: Some(now),
+            scheduled_end_date_time_utc: Some(now + Duration::hours(1)),
+            actual_end_date_time_utc: None,
+            cancelled_by: None,
+            activity_id: Uuid::new_v4(),
+            activity_name: Some("Journal test".into()),
+            activity_session_group_id: None,
+            access_control_policy_id: None,
+            managed_account_id: None,
+            managed_resource_id: None,
+            managed_resource_name: None,
+            credential_id: None,
+            login_account_name: None,
+            note: None,
+            ticket: None,
+            custom_fields: None,
+            target_id: None,
+            target_user_id: None,
+            node_id: Uuid::new_v4(),
+            allow_session_extension: true,
+            session_extension_count: 0,
+            session_extension_minutes: 0,
+            locked: false,
+        };
+        let stored = store
+            .insert_session(
+                NewSession {
+                    session,
+                    work: None,
+                    log_message: "created".into(),
+                },
+                by,
+            )
+            .await
+            .unwrap();
+        stored.session.id
+    }
+
+    fn all_logs() -> LogFilter {
+        LogFilter {
+            level: None,
+            skip: 0,
+            take: 100,
+            descending: false,
+            filter_text: None,
+            start: None,
+            end: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journalled_end_is_read_as_cancelling_until_it_is_applied() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let id = active_session(&store, &alice).await;
+        let current = store.session(id).await.unwrap().unwrap();
+
+        let ended = store
+            .request_end(current, &alice, "end requested (DeleteAsync)".into())
+            .await
+            .unwrap();
+        assert!(ended.changed);
+        assert_eq!(ended.session.session.status, SessionStatus::Cancelling);
+        // Durable, and not yet applied: the row is untouched, the journal has it.
+        assert_eq!(db.stored_status(id), "Active");
+        assert_eq!(db.journal_len(), 1);
+
+        // Every read shows the end, the same as the DeleteAsync answer.
+        let read = store.session(id).await.unwrap().unwrap();
+        assert_eq!(read.session, ended.session.session);
+        assert_eq!(read.session.cancelled_by, alice.user_id);
+        let active = store
+            .list_sessions(&SessionFilter {
+                category: Some(SessionCategory::Active),
+                target_id: None,
+                target_user_id: None,
+                skip: 0,
+                take: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(active, vec![ended.session.session.clone()]);
+
+        // A second DeleteAsync changes nothing and journals nothing.
+        let again = store
+            .request_end(read, &alice, "end requested (DeleteAsync)".into())
+            .await
+            .unwrap();
+        assert!(!again.changed);
+        assert_eq!(db.journal_len(), 1);
+
+        // Extending it is refused: the write applies the end first (and,
+        // refused, rolls that back with itself: the end stays journalled).
+        let refused = store
+            .extend(id, 10, ExtensionLimits { max_extensions: 5 }, &alice)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+        assert_eq!(db.journal_len(), 1);
+        assert_eq!(
+            store.session(id).await.unwrap().unwrap().session,
+            ended.session.session
+        );
+
+        // A write that succeeds applies it: the row now says what reads said.
+        store
+            .log(id, nps_api::ActionLogType::Info, "a note".into())
+            .await
+            .unwrap();
+        store
+            .apply(id, Event::EndFinished, &Actor::system(), None)
+            .await
+            .unwrap();
+        assert_eq!(db.journal_len(), 0);
+        assert_eq!(db.stored_status(id), "Cancelled");
+    }
+
+    #[tokio::test]
+    async fn reading_the_log_applies_the_end_so_its_line_is_there() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let id = active_session(&store, &alice).await;
+        let current = store.session(id).await.unwrap().unwrap();
+        store
+            .request_end(current, &alice, "end requested (DeleteAsync)".into())
+            .await
+            .unwrap();
+        let (lines, total) = store.logs(id, &all_logs()).await.unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(
+            lines[1].log_message.as_deref(),
+            Some("Active -> Cancelling by alice from 127.0.0.1: end requested (DeleteAsync)")
+        );
+        assert_eq!(db.stored_status(id), "Cancelling");
+    }
+
+    #[tokio::test]
+    async fn the_engine_applies_the_journal_and_ends_without_actions_in_one_write() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let id = active_session(&store, &alice).await;
+            let current = store.session(id).await.unwrap().unwrap();
+            store
+                .request_end(current, &alice, "end requested (DeleteAsync)".into())
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        let (applied, more) = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
+        assert_eq!((applied, more), (3, false));
+        assert_eq!(db.journal_len(), 0);
+        for id in ids {
+            assert_eq!(db.stored_status(id), "Cancelled");
+            let s = store.session(id).await.unwrap().unwrap();
+            assert_eq!(s.session.status, SessionStatus::Cancelled);
+            assert!(s.work.is_none());
+        }
+        // Nothing pending: no write at all.
+        assert_eq!(
+            store.apply_end_requests(Arc::new(|_| true)).await.unwrap(),
+            (0, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn ends_left_in_the_journal_are_applied_when_the_store_opens_again() {
+        let db = TempDb::new();
+        let alice = user();
+        let id = {
+            let store = SqliteStore::open(&db.path()).unwrap();
+            let id = active_session(&store, &alice).await;
+            let current = store.session(id).await.unwrap().unwrap();
+            store
+                .request_end(current, &alice, "end requested (DeleteAsync)".into())
+                .await
+                .unwrap();
+            id
+        };
+        assert_eq!(db.journal_len(), 1);
+        let store = SqliteStore::open(&db.path()).unwrap();
+        assert_eq!(db.journal_len(), 0);
+        assert_eq!(db.stored_status(id), "Cancelling");
+        let s = store.session(id).await.unwrap().unwrap();
+        assert_eq!(s.session.cancelled_by, alice.user_id);
+        // Its work is the engine's: the end actions, then Cancelled.
+        let applied = store
+            .apply(id, Event::EndFinished, &Actor::system(), None)
+            .await
+            .unwrap();
+        assert_eq!(applied.session.session.status, SessionStatus::Cancelled);
+    }
+}

@@ -1,0 +1,254 @@
+//! The writer thread: the one connection that writes, and group commit.
+//!
+//! Callers queue jobs; the thread takes every job waiting (up to
+//! [`MAX_BATCH`]), runs each in its own savepoint inside one transaction, and
+//! answers them only after the shared COMMIT returned. A job that fails rolls
+//! back to its savepoint and does not undo the others.
+//!
+//! Background jobs (the engine applying journalled end requests) yield to
+//! requests: one runs, in a transaction of its own, at once when requests
+//! come one at a time, but while they flow (concurrent requests, batched)
+//! only once they pause for [`QUIET`] or when it has waited
+//! [`MAX_DEFER`], so a burst of DeleteAsync is not slowed by the work its
+//! own 202s queued.
+//!
+//! What a job did to the journal of end requests ([`JournalEffects`]) is
+//! published to [`PendingEnds`] only after its transaction committed, and
+//! before its caller is answered.
+
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use super::checkpoint::Committed;
+use super::journal::{JournalEffects, PendingEnd, PendingEnds};
+use super::map_err;
+use crate::store::{StoreError, StoreResult};
+
+/// Most jobs committed together.
+const MAX_BATCH: usize = 512;
+/// A background job runs once no request has come for this long...
+const QUIET: Duration = Duration::from_millis(2);
+/// ...or once it has waited this long.
+const MAX_DEFER: Duration = Duration::from_millis(50);
+
+/// The writer's connection inside a job, with the journal as this job sees
+/// it: committed entries, plus those accepted earlier in the same batch or
+/// by this job.
+pub(super) struct Tx<'a> {
+    conn: &'a Connection,
+    pending: &'a PendingEnds,
+    batch: &'a JournalEffects,
+    job: RefCell<JournalEffects>,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Tx<'_> {
+    /// The oldest end request accepted for `id` and not yet applied.
+    pub(super) fn pending_end(&self, id: Uuid) -> Option<PendingEnd> {
+        let own = self.job.borrow().accepted_for(id);
+        own.or_else(|| self.batch.accepted_for(id))
+            .or_else(|| self.pending.get(id))
+    }
+
+    /// Notes effects to publish once the transaction commits.
+    pub(super) fn effects(&self) -> std::cell::RefMut<'_, JournalEffects> {
+        self.job.borrow_mut()
+    }
+}
+
+/// A write run by the writer thread inside the shared transaction.
+pub(super) trait WriteJob: Send {
+    fn background(&self) -> bool;
+    /// Runs the job in its savepoint; returns what it did to the journal
+    /// (nothing when it failed and was rolled back).
+    fn run(
+        &mut self,
+        conn: &Connection,
+        pending: &PendingEnds,
+        batch: &JournalEffects,
+    ) -> JournalEffects;
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+
+pub(super) struct Job<T, F> {
+    pub(super) f: Option<F>,
+    pub(super) background: bool,
+    pub(super) result: Option<StoreResult<T>>,
+    pub(super) reply: tokio::sync::oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T: Send, F> WriteJob for Job<T, F>
+where
+    F: FnOnce(&Tx) -> StoreResult<T> + Send,
+{
+    fn background(&self) -> bool {
+        self.background
+    }
+
+    fn run(
+        &mut self,
+        conn: &Connection,
+        pending: &PendingEnds,
+        batch: &JournalEffects,
+    ) -> JournalEffects {
+        let f = self.f.take().expect("a job runs once");
+        let tx = Tx {
+            conn,
+            pending,
+            batch,
+            job: RefCell::new(JournalEffects::default()),
+        };
+        let (result, effects) = match run_cached(conn, "SAVEPOINT job") {
+            Err(e) => (Err(map_err(e)), JournalEffects::default()),
+            Ok(()) => {
+                let r = f(&tx);
+                let effects = tx.job.into_inner();
+                let (end, effects) = if r.is_ok() {
+                    (run_cached(conn, "RELEASE job"), effects)
+                } else {
+                    (
+                        conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+                        JournalEffects::default(),
+                    )
+                };
+                match end {
+                    Ok(()) => (r, effects),
+                    Err(e) => (Err(map_err(e)), JournalEffects::default()),
+                }
+            }
+        };
+        self.result = Some(result);
+        effects
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let result = match commit {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(StoreError::Internal("job did not run".into()))),
+            Err(e) => Err(StoreError::Unavailable(e)),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// A statement the writer runs for every job: parsed once.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// The writer thread's loop; returns when every sender is gone.
+pub(super) fn writer_loop(
+    conn: Connection,
+    pending: &PendingEnds,
+    committed: &Committed,
+    rx: mpsc::Receiver<Box<dyn WriteJob>>,
+) {
+    let mut deferred: Option<(Box<dyn WriteJob>, Instant)> = None;
+    // Requests are flowing from a batch of several until a pause of QUIET.
+    let mut last_request = Instant::now();
+    let mut flowing = false;
+    loop {
+        let mut batch: Vec<Box<dyn WriteJob>> = Vec::new();
+        match &deferred {
+            None => match rx.recv() {
+                Ok(job) => route(job, &mut batch, &mut deferred),
+                Err(_) => return,
+            },
+            Some((_, since)) => {
+                let quiet_in = if flowing {
+                    QUIET.saturating_sub(last_request.elapsed())
+                } else {
+                    Duration::ZERO
+                };
+                let wait = quiet_in.min(MAX_DEFER.saturating_sub(since.elapsed()));
+                if !wait.is_zero() {
+                    match rx.recv_timeout(wait) {
+                        Ok(job) => route(job, &mut batch, &mut deferred),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        // The store is gone: the background job is answered
+                        // below, then the loop ends.
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {}
+                    }
+                }
+            }
+        }
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => route(job, &mut batch, &mut deferred),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            // Concurrent requests share a batch; requests one at a time
+            // (a client, the engine's own steps) let a background job run.
+            flowing = batch.len() > 1 || (flowing && last_request.elapsed() < QUIET);
+            last_request = Instant::now();
+            run_batch(&conn, pending, committed, batch);
+        }
+        // A background job runs in a transaction of its own, so that
+        // requests do not wait for its commit, once requests have paused.
+        let due = deferred.as_ref().is_some_and(|(_, since)| {
+            !flowing || last_request.elapsed() >= QUIET || since.elapsed() >= MAX_DEFER
+        });
+        if due {
+            if let Some((job, _)) = deferred.take() {
+                run_batch(&conn, pending, committed, vec![job]);
+            }
+        }
+    }
+}
+
+/// A background job waits in `deferred` (the engine sends one at a time).
+fn route(
+    job: Box<dyn WriteJob>,
+    batch: &mut Vec<Box<dyn WriteJob>>,
+    deferred: &mut Option<(Box<dyn WriteJob>, Instant)>,
+) {
+    if job.background() && deferred.is_none() {
+        *deferred = Some((job, Instant::now()));
+    } else {
+        batch.push(job);
+    }
+}
+
+fn run_batch(
+    conn: &Connection,
+    pending: &PendingEnds,
+    committed: &Committed,
+    mut batch: Vec<Box<dyn WriteJob>>,
+) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for job in batch {
+            job.finish(Err(e.to_string()));
+        }
+        return;
+    }
+    let mut effects = JournalEffects::default();
+    for job in batch.iter_mut() {
+        let done = job.run(conn, pending, &effects);
+        effects.extend(done);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    });
+    if commit.is_ok() {
+        pending.publish(effects);
+        committed.notify();
+    }
+    for job in batch {
+        job.finish(commit.clone());
+    }
+}
