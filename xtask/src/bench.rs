@@ -194,6 +194,11 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples[rank.clamp(1, samples.len()) - 1].as_secs_f64() * 1e6
 }
 
+/// CPU seconds over a run's requests, in µs per request.
+fn per_request(cpu_seconds: f64, requests: u64) -> Option<f64> {
+    (requests > 0).then(|| cpu_seconds * 1e6 / requests as f64)
+}
+
 fn write_lines(path: &Path, ids: &[String]) -> Result<(), String> {
     let mut text = ids.join("\n");
     text.push('\n');
@@ -297,7 +302,9 @@ impl Bench {
     fn baseline_run(&mut self, server: &Server, name: &str, sessions: u64) -> Result<Row, String> {
         let warmup = Duration::from_secs(1);
         self.wrk(server, "ping.lua", "/ping", warmup, vec![])?;
+        let cpu = server.cpu_seconds()?;
         let ping = self.wrk(server, "ping.lua", "/ping", self.opts.duration, vec![])?;
+        let cpu = server.cpu_seconds()? - cpu;
         self.check_clean("GET /ping", &ping)?;
         let row = Row {
             scenario: name.into(),
@@ -308,6 +315,7 @@ impl Bench {
             p99_us: ping.p99_us,
             baseline: None,
             memory: Some(server.memory()?),
+            cpu_us: per_request(cpu, ping.requests),
         };
         Ok(row)
     }
@@ -324,6 +332,7 @@ impl Bench {
         let pool_file = self.dir.join(format!("delete-ids-{tag}.txt"));
         let acked_file = self.dir.join(format!("deleted-202-{tag}.txt"));
         write_lines(&pool_file, ids)?;
+        let cpu = server.cpu_seconds()?;
         let del = self.wrk(
             server,
             "delete.lua",
@@ -335,6 +344,8 @@ impl Bench {
                 acked_file.display().to_string(),
             ],
         )?;
+        // Includes the engine applying ends during the run (not after it).
+        let cpu = server.cpu_seconds()? - cpu;
         let answered = del.field("answered") as u64;
         let elapsed_s = del.field("elapsed_us") / 1e6;
         let other = del.field("other_status") as u64;
@@ -358,6 +369,7 @@ impl Bench {
             p99_us: del.p99_us,
             baseline: None,
             memory: Some(server.memory()?),
+            cpu_us: per_request(cpu, answered),
         };
         Ok((row, read_lines(&acked_file)?))
     }
@@ -387,7 +399,9 @@ impl Bench {
         println!("  GetByIdAsync for {} s", d.as_secs());
         let get_args = vec![get_file.display().to_string()];
         self.wrk(&server, "get_by_id.lua", "/", warmup, get_args.clone())?;
+        let cpu = server.cpu_seconds()?;
         let get = self.wrk(&server, "get_by_id.lua", "/", d, get_args)?;
+        let cpu = server.cpu_seconds()? - cpu;
         self.check_clean("GetByIdAsync", &get)?;
         let mut get_row = Row {
             scenario: "GetByIdAsync (MFA token, random ids)".into(),
@@ -398,6 +412,7 @@ impl Bench {
             p99_us: get.p99_us,
             baseline: None,
             memory: Some(server.memory()?),
+            cpu_us: per_request(cpu, get.requests),
         };
 
         // The same burst at every size (all the Active sessions of the
@@ -409,9 +424,11 @@ impl Bench {
         // A run as long as the others, with the engine ending sessions
         // alongside, where the table has enough Active sessions for it.
         let mut sustained_row = None;
+        // Idle first: the burst's ends may still be in the journal, their
+        // rows Active, and must not be chosen again.
+        self.wait_idle()?;
         let pool = store::active_ids(&self.db, self.opts.delete_pool, &self.template)?;
         if pool.len() as u64 >= 10 * self.opts.burst {
-            self.wait_idle()?;
             println!(
                 "  DeleteAsync, sustained: {} s over up to {} Active sessions",
                 d.as_secs(),
@@ -432,10 +449,12 @@ impl Bench {
         self.durable &= durable;
         self.notes.push(format!(
             "DeleteAsync at {}: {} sessions answered 202; after SIGKILL the file shows {} of \
-             them Cancelling or Cancelled{}{}.",
+             them ending or ended ({} of those by their entry in the journal of end requests, \
+             applied when the server started again){}{}.",
             thousands(sessions),
             thousands(acked.len() as u64),
             thousands(ended.ended),
+            thousands(ended.journalled),
             if ended.lost.is_empty() {
                 String::new()
             } else {
@@ -536,6 +555,7 @@ impl Bench {
                     p99_us: b.p99_us,
                     baseline: None,
                     memory: None,
+                    cpu_us: None,
                 });
                 base = Some(b);
             }
@@ -564,6 +584,7 @@ impl Bench {
                 p99_us: percentile(&mut ended, 99.0),
                 baseline: base,
                 memory: Some(memory),
+                cpu_us: None,
             };
             self.notes.push(format!(
                 "End latency, {label}: the 202 itself took {} (p50), {} (p99); the rest is the \

@@ -28,6 +28,9 @@ pub struct Row {
     pub baseline: Option<Baseline>,
     /// The server's memory right after the row.
     pub memory: Option<Memory>,
+    /// The server's CPU time (all threads, user and system) per request
+    /// during the run, in µs: steadier than throughput on a shared machine.
+    pub cpu_us: Option<f64>,
 }
 
 impl Row {
@@ -82,6 +85,7 @@ pub fn table(rows: &[Row]) -> String {
         "Req/s ÷ base",
         "p50 ÷ base",
         "p99 ÷ base",
+        "Server CPU/req",
         "Server RSS (peak)",
     ];
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
@@ -108,6 +112,9 @@ pub fn table(rows: &[Row]) -> String {
                 None => "base".into(),
                 Some(b) => ratio(Some(row.p99_us / b.p99_us)),
             },
+            row.cpu_us
+                .map(|us| format!("{us:.0} µs"))
+                .unwrap_or_else(|| "—".into()),
             row.memory
                 .map(|m| format!("{} ({})", mb(m.rss_kib), mb(m.peak_kib)))
                 .unwrap_or_else(|| "—".into()),

@@ -126,6 +126,27 @@ impl Server {
         })
     }
 
+    /// CPU time the server has used so far, all threads, user and system,
+    /// in seconds (`/proc/<pid>/stat`).
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        let path = PathBuf::from(format!("/proc/{}/stat", self.pid));
+        let stat = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        // After the command name (in parentheses): state is field 0, utime
+        // 11 and stime 12, in clock ticks.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| -> Result<f64, String> {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or_else(|| format!("cannot parse {}", path.display()))
+        };
+        Ok((ticks(11)? + ticks(12)?) / clock_ticks_per_second())
+    }
+
     /// SIGKILL, then reap the process.
     pub fn kill(mut self) {
         self.stop();
@@ -143,4 +164,18 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `getconf CLK_TCK` (100 on Linux unless configured otherwise).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
