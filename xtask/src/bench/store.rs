@@ -122,11 +122,6 @@ pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
     let oldest: i64 = conn
         .query_row("SELECT MIN(created_at) FROM sessions", [], |r| r.get(0))
         .map_err(sql_err("oldest session"))?;
-    let last_rowid: i64 = conn
-        .query_row("SELECT COALESCE(MAX(rowid), 0) FROM sessions", [], |r| {
-            r.get(0)
-        })
-        .map_err(sql_err("last rowid"))?;
     let level: String = conn
         .query_row(
             "SELECT level FROM session_log WHERE session_id = ?1 AND line = 1",
@@ -160,10 +155,10 @@ pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
     tx.execute(
         &format!(
             "INSERT INTO session_log (session_id, line, level, message, at) \
-             SELECT id, 1, ?2, {}, created_at FROM sessions WHERE rowid > ?1",
+             SELECT id, 1, ?2, {}, created_at FROM sessions WHERE created_at < ?1",
             creation_message()
         ),
-        params![last_rowid, level],
+        params![oldest, level],
     )
     .map_err(sql_err("seed session logs"))?;
     tx.commit().map_err(sql_err("commit the bulk load"))?;

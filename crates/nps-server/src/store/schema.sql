@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at   INTEGER NOT NULL
 );
 
+-- WITHOUT ROWID: one B-tree keyed by id, so a lookup reads one leaf page,
+-- not an index leaf and then a table leaf. (Files made before this have a
+-- rowid table; store/sqlite/migrate.rs rebuilds it.)
 CREATE TABLE IF NOT EXISTS sessions (
     id                        TEXT PRIMARY KEY,
     created_by                TEXT,
@@ -66,7 +69,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     work_attempts             INTEGER,   -- failed attempts of that action
     work_due                  INTEGER,   -- not before (backoff)
     end_target                TEXT       -- status reached when the end phase succeeds
-);
+) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, created_at DESC);

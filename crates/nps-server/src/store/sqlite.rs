@@ -24,6 +24,7 @@ use crate::lifecycle::state::{self, Event, Outcome, Phase, Work};
 
 mod checkpoint;
 mod journal;
+mod migrate;
 mod writer;
 
 use journal::{PendingEnds, JOURNAL_LIMIT};
@@ -84,7 +85,7 @@ impl SqliteStore {
         configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)
+        migrate::migrate(&conn, SCHEMA)
             .map_err(|e| anyhow::anyhow!("cannot migrate the database {}: {e}", path.display()))?;
         let existing: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| {
