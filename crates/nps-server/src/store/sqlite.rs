@@ -198,8 +198,6 @@ fn with_reader<T>(
             )
             .map_err(map_err)?;
             configure(&c).map_err(map_err)?;
-            c.execute_batch("PRAGMA cache_size = -16000;")
-                .map_err(map_err)?;
             c
         }
     };
