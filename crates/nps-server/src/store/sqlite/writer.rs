@@ -8,9 +8,10 @@
 //! Background jobs (the engine applying journalled end requests) yield to
 //! requests: one runs, in a transaction of its own, at once when requests
 //! come one at a time, but while they flow (concurrent requests, batched)
-//! only once they pause for [`QUIET`] or when it has waited
-//! [`MAX_DEFER`], so a burst of DeleteAsync is not slowed by the work its
-//! own 202s queued.
+//! only once they pause for [`QUIET`] or when it has waited [`MAX_DEFER`]
+//! (and at once past [`DEFER_BACKLOG`] journalled ends), so a burst of
+//! DeleteAsync is not slowed by the work its own 202s queued, and a flood
+//! does not pile up ends waiting to be applied.
 //!
 //! What a job did to the journal of end requests ([`JournalEffects`]) is
 //! published to [`PendingEnds`] only after its transaction committed, and
@@ -33,8 +34,13 @@ use crate::store::{StoreError, StoreResult};
 const MAX_BATCH: usize = 512;
 /// A background job runs once no request has come for this long...
 const QUIET: Duration = Duration::from_millis(2);
-/// ...or once it has waited this long.
+/// ...or once it has waited this long...
 const MAX_DEFER: Duration = Duration::from_millis(50);
+/// ...and at once while the journal holds more ends than this: about a
+/// quarter of a second of applying them at a million sessions. A flood of
+/// DeleteAsync then alternates with the engine's slices, so the time from a
+/// 202 to the revocation stays bounded instead of the backlog growing.
+const DEFER_BACKLOG: usize = 2_000;
 
 /// The writer's connection inside a job, with the journal as this job sees
 /// it: committed entries, plus those accepted earlier in the same batch or
@@ -167,7 +173,7 @@ pub(super) fn writer_loop(
                 Err(_) => return,
             },
             Some((_, since)) => {
-                let quiet_in = if flowing {
+                let quiet_in = if flowing && pending.rows() <= DEFER_BACKLOG {
                     QUIET.saturating_sub(last_request.elapsed())
                 } else {
                     Duration::ZERO
@@ -200,7 +206,10 @@ pub(super) fn writer_loop(
         // A background job runs in a transaction of its own, so that
         // requests do not wait for its commit, once requests have paused.
         let due = deferred.as_ref().is_some_and(|(_, since)| {
-            !flowing || last_request.elapsed() >= QUIET || since.elapsed() >= MAX_DEFER
+            !flowing
+                || pending.rows() > DEFER_BACKLOG
+                || last_request.elapsed() >= QUIET
+                || since.elapsed() >= MAX_DEFER
         });
         if due {
             if let Some((job, _)) = deferred.take() {
