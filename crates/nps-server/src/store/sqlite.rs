@@ -106,8 +106,10 @@ impl SqliteStore {
             )
         })?;
 
-        // Checkpoints run on their own thread (see checkpoint.rs).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Checkpoints run on their own thread (see checkpoint.rs); the
+        // writer's own, past 4,000 pages, only finishes what that thread
+        // left, so that the WAL can start over (see there).
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES)?;
         let committed = checkpoint::start(path)?;
         let pending = Arc::new(PendingEnds::default());
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();

@@ -4,16 +4,30 @@
 //! them back into the database file and syncs it. SQLite's automatic
 //! checkpoint runs inside the commit that crosses 1,000 pages, on the writer
 //! thread, so every request of that batch waited for it (tens of ms once
-//! the table is larger than the caches). Here the writer's connection has
-//! automatic checkpoints off, and this thread runs a PASSIVE checkpoint
-//! (which never blocks the writer or readers) shortly after commits.
-//! Durability does not depend on it: a commit is on disk in the WAL.
+//! the table is larger than the caches). Here this thread runs a PASSIVE
+//! checkpoint (which never blocks the writer or readers) shortly after
+//! commits, so the pages are copied off the writer's path.
+//!
+//! It cannot let the WAL start over, though: the WAL is reused from its
+//! beginning only when a checkpoint has copied every frame, and under a
+//! steady flow of writes the writer has always appended more by the time
+//! this thread is done (a sustained DeleteAsync run grew it to 460 MB). So
+//! the writer keeps SQLite's automatic checkpoint too, at [`WRITER_PAGES`]:
+//! by then this thread has copied nearly everything, the writer's checkpoint
+//! copies the few frames left with no write in between, and its next
+//! transaction starts the WAL over.
+//!
+//! Durability does not depend on checkpoints: a commit is on disk in the WAL.
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+/// The writer's automatic checkpoint threshold, in WAL pages (SQLite's
+/// default is 1,000): about 16 MB of WAL at most between restarts.
+pub(super) const WRITER_PAGES: i64 = 4_000;
 
 /// Least time between two checkpoints: the same page written many times in
 /// that interval is copied once.
