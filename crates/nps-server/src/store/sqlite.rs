@@ -397,20 +397,69 @@ fn apply_event(
     message: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<Applied> {
-    // As stored, so that what is returned is what a read gives back.
-    let now = from_micros(to_micros(now));
     let current = load_session(conn, id)?.ok_or(StoreError::NotFound)?;
-    let change = match state::transition(current.session.status, current.work.as_ref(), event, now)
-    {
-        Outcome::NoChange => {
-            return Ok(Applied {
-                session: current,
-                changed: false,
-            })
-        }
-        Outcome::Apply(change) => change,
+    let Some(step) = Step::plan(&current, event, actor, message, now) else {
+        return Ok(Applied {
+            session: current,
+            changed: false,
+        });
     };
-    let next = current.with_change(&change, actor, now);
+    write_row(conn, &step.next)?;
+    step.log(conn, id)?;
+    Ok(Applied {
+        session: step.next,
+        changed: true,
+    })
+}
+
+/// An event applied to a session in memory: the row it leaves, and the log
+/// line that says so. Several steps can be planned one on the other and
+/// written once ([`write_row`], then each [`Step::log`]).
+struct Step {
+    next: StoredSession,
+    line: Option<(ActionLogType, String, DateTime<Utc>)>,
+}
+
+impl Step {
+    /// None when the event changes nothing (see [`state::transition`]).
+    fn plan(
+        current: &StoredSession,
+        event: &Event,
+        actor: &Actor,
+        message: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<Step> {
+        // As stored, so that what is returned is what a read gives back.
+        let now = from_micros(to_micros(now));
+        let change =
+            match state::transition(current.session.status, current.work.as_ref(), event, now) {
+                Outcome::NoChange => return None,
+                Outcome::Apply(change) => change,
+            };
+        let next = current.with_change(&change, actor, now);
+        let (was, is) = (current.session.status, next.session.status);
+        let line = match (message, is != was) {
+            (Some(m), true) => Some(format!("{was} -> {is} by {}: {m}", actor.describe())),
+            (None, true) => Some(format!("{was} -> {is} by {}", actor.describe())),
+            (Some(m), false) => Some(m.to_string()),
+            (None, false) => None,
+        };
+        Some(Step {
+            next,
+            line: line.map(|l| (state::log_level(event), l, now)),
+        })
+    }
+
+    fn log(&self, conn: &Connection, id: Uuid) -> StoreResult<()> {
+        match &self.line {
+            Some((level, line, at)) => append_log(conn, id, *level, line, *at),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Writes what a transition changes of a session's row.
+fn write_row(conn: &Connection, next: &StoredSession) -> StoreResult<()> {
     let (s, work) = (&next.session, next.work.as_ref());
     conn.prepare_cached(
         "UPDATE sessions SET status = ?2, status_description = ?3, modified_at = ?4, \
@@ -420,7 +469,7 @@ fn apply_event(
     )
     .map_err(map_err)?
     .execute(params![
-        id.to_string(),
+        s.id.to_string(),
         s.status.as_str(),
         s.status_description,
         to_micros(s.modified_date_time_utc),
@@ -434,24 +483,7 @@ fn apply_event(
         work.and_then(|w| w.end_target).map(SessionStatus::as_str),
     ])
     .map_err(map_err)?;
-    let was = current.session.status;
-    let line = match (message, s.status != was) {
-        (Some(m), true) => Some(format!(
-            "{was} -> {} by {}: {m}",
-            s.status,
-            actor.describe()
-        )),
-        (None, true) => Some(format!("{was} -> {} by {}", s.status, actor.describe())),
-        (Some(m), false) => Some(m.to_string()),
-        (None, false) => None,
-    };
-    if let Some(line) = line {
-        append_log(conn, id, state::log_level(event), &line, now)?;
-    }
-    Ok(Applied {
-        session: next,
-        changed: true,
-    })
+    Ok(())
 }
 
 fn user_from_row(row: &Row) -> rusqlite::Result<User> {

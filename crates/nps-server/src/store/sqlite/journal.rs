@@ -31,7 +31,10 @@ use rusqlite::{params, Connection};
 use uuid::Uuid;
 
 use super::writer::Tx;
-use super::{apply_event, from_micros, map_err, opt_uuid_col, to_micros, uuid_col};
+use super::{
+    apply_event, from_micros, load_session, map_err, opt_uuid_col, to_micros, uuid_col, write_row,
+    Step,
+};
 use crate::lifecycle::state::{self, Event, Outcome, Phase};
 use crate::store::{Actor, StoreResult, StoredSession};
 
@@ -207,31 +210,7 @@ pub(super) fn apply_slice(
     let mut applied = 0;
     let mut last = None;
     for (seq, id, p) in &rows {
-        let ended = apply_event(
-            tx,
-            *id,
-            &Event::EndRequested,
-            &p.actor,
-            Some(&p.message),
-            p.at,
-        )?;
-        // No end actions: the engine would only close the pipeline, a
-        // second write of the same row; close it in this one's transaction.
-        let session = &ended.session;
-        if ended.changed
-            && session.work.as_ref().is_some_and(|w| w.phase == Phase::End)
-            && no_end_actions(session.session.activity_name.as_deref())
-        {
-            let (event, message) = state::pipeline_finished(Phase::End, 0);
-            apply_event(
-                tx,
-                *id,
-                &event,
-                &Actor::system(),
-                Some(&message),
-                Utc::now(),
-            )?;
-        }
+        apply_one(tx, *id, p, no_end_actions)?;
         tx.effects().settled.push((*id, *seq));
         applied += 1;
         last = Some(*seq);
@@ -247,6 +226,49 @@ pub(super) fn apply_slice(
     }
     let more = applied < rows.len() || rows.len() as i64 == SLICE_ROWS;
     Ok((applied, more))
+}
+
+/// Applies one journalled end. With no end actions, the engine's only work
+/// would be to close the pipeline: planned here on top of the end, the row
+/// is written once (one pass through its indexes) with both log lines.
+fn apply_one(
+    tx: &Tx,
+    id: Uuid,
+    p: &PendingEnd,
+    no_end_actions: &dyn Fn(Option<&str>) -> bool,
+) -> StoreResult<()> {
+    let Some(current) = load_session(tx, id)? else {
+        return Ok(());
+    };
+    let Some(end) = Step::plan(
+        &current,
+        &Event::EndRequested,
+        &p.actor,
+        Some(&p.message),
+        p.at,
+    ) else {
+        return Ok(());
+    };
+    let session = &end.next;
+    let finish = (session.work.as_ref().is_some_and(|w| w.phase == Phase::End)
+        && no_end_actions(session.session.activity_name.as_deref()))
+    .then(|| {
+        let (event, message) = state::pipeline_finished(Phase::End, 0);
+        Step::plan(
+            session,
+            &event,
+            &Actor::system(),
+            Some(&message),
+            Utc::now(),
+        )
+    })
+    .flatten();
+    write_row(tx, finish.as_ref().map_or(&end.next, |f| &f.next))?;
+    end.log(tx, id)?;
+    if let Some(finish) = &finish {
+        finish.log(tx, id)?;
+    }
+    Ok(())
 }
 
 /// At start-up, before anything reads: applies the whole journal left by the
