@@ -438,6 +438,18 @@ mod tests {
         stored.session.id
     }
 
+    /// A new Active session whose end is in the journal.
+    async fn journalled_end(store: &SqliteStore, by: &Actor) -> Uuid {
+        let id = active_session(store, by).await;
+        let current = store.session(id).await.unwrap().unwrap();
+        let ended = store
+            .request_end(current, by, "end requested (DeleteAsync)".into())
+            .await
+            .unwrap();
+        assert!(ended.changed);
+        id
+    }
+
     fn all_logs() -> LogFilter {
         LogFilter {
             level: None,
@@ -525,12 +537,7 @@ mod tests {
         let db = TempDb::new();
         let store = SqliteStore::open(&db.path()).unwrap();
         let alice = user();
-        let id = active_session(&store, &alice).await;
-        let current = store.session(id).await.unwrap().unwrap();
-        store
-            .request_end(current, &alice, "end requested (DeleteAsync)".into())
-            .await
-            .unwrap();
+        let id = journalled_end(&store, &alice).await;
         let (lines, total) = store.logs(id, &all_logs()).await.unwrap();
         assert_eq!(total, 2);
         assert_eq!(
@@ -547,12 +554,7 @@ mod tests {
         let alice = user();
         let mut ids = Vec::new();
         for _ in 0..3 {
-            let id = active_session(&store, &alice).await;
-            let current = store.session(id).await.unwrap().unwrap();
-            store
-                .request_end(current, &alice, "end requested (DeleteAsync)".into())
-                .await
-                .unwrap();
+            let id = journalled_end(&store, &alice).await;
             ids.push(id);
         }
         let (applied, more) = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
@@ -577,12 +579,7 @@ mod tests {
         let alice = user();
         let id = {
             let store = SqliteStore::open(&db.path()).unwrap();
-            let id = active_session(&store, &alice).await;
-            let current = store.session(id).await.unwrap().unwrap();
-            store
-                .request_end(current, &alice, "end requested (DeleteAsync)".into())
-                .await
-                .unwrap();
+            let id = journalled_end(&store, &alice).await;
             id
         };
         assert_eq!(db.journal_len(), 1);
