@@ -730,55 +730,46 @@ impl Store for SqliteStore {
         let (skip, take) = (filter.skip as i64, filter.take as i64);
         // Ends still in the journal are shown on their rows. A journalled end
         // never moves a session out of its category (Active stays in Active:
-        // Cancelling), so the filter can run on the rows as stored. The
-        // journal is read after the rows: when an end left it in between, the
-        // rows are read again.
-        loop {
-            let epoch = self.pending.epoch();
-            let statuses = statuses.clone();
-            let (target, target_user) = (target.clone(), target_user.clone());
-            let rows = self
-                .read(move |c| {
-                    // Up to five statuses per category; unused slots are NULL.
-                    let slot = |i: usize| statuses.get(i).cloned();
-                    let mut stmt = c
-                        .prepare_cached(&format!(
-                            "SELECT {SESSION_COLUMNS} FROM sessions \
+        // Cancelling), so the filter can run on the rows as stored.
+        let pending = self.pending.snapshot();
+        let rows = self
+            .read(move |c| {
+                // Up to five statuses per category; unused slots are NULL.
+                let slot = |i: usize| statuses.get(i).cloned();
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {SESSION_COLUMNS} FROM sessions \
                      WHERE (?1 IS NULL OR status IN (?1, ?2, ?3, ?4, ?5)) \
                      AND (?6 IS NULL OR target_id = ?6) AND (?7 IS NULL OR target_user_id = ?7) \
                      ORDER BY created_at DESC, id DESC LIMIT ?8 OFFSET ?9"
-                        ))
-                        .map_err(map_err)?;
-                    let rows = stmt
-                        .query_map(
-                            params![
-                                slot(0),
-                                slot(1),
-                                slot(2),
-                                slot(3),
-                                slot(4),
-                                target,
-                                target_user,
-                                take,
-                                skip
-                            ],
-                            session_from_row,
-                        )
-                        .map_err(map_err)?;
-                    rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
-                })
-                .await?;
-            let shown: Vec<ActivitySession> = rows
-                .into_iter()
-                .map(|s| match self.pending.get(s.session.id) {
-                    Some(p) => p.overlay(s).session,
-                    None => s.session,
-                })
-                .collect();
-            if self.pending.epoch() == epoch {
-                return Ok(shown);
-            }
-        }
+                    ))
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            slot(0),
+                            slot(1),
+                            slot(2),
+                            slot(3),
+                            slot(4),
+                            target,
+                            target_user,
+                            take,
+                            skip
+                        ],
+                        session_from_row,
+                    )
+                    .map_err(map_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|s| match pending.get(&s.session.id) {
+                Some(p) => p.overlay(s).session,
+                None => s.session,
+            })
+            .collect())
     }
 
     async fn apply(

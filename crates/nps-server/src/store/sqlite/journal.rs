@@ -22,8 +22,8 @@
 //! costs throughput, not memory.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -72,16 +72,16 @@ impl PendingEnd {
 /// What a transaction did to the journal, published when it commits.
 #[derive(Default)]
 pub(super) struct JournalEffects {
-    accepted: Vec<(Uuid, PendingEnd)>,
+    accepted: Vec<(Uuid, Arc<PendingEnd>)>,
     settled: Vec<(Uuid, i64)>,
 }
 
 impl JournalEffects {
-    pub(super) fn accepted_for(&self, id: Uuid) -> Option<PendingEnd> {
+    pub(super) fn accepted_for(&self, id: Uuid) -> Option<Arc<PendingEnd>> {
         self.accepted
             .iter()
             .find(|(i, _)| *i == id)
-            .map(|(_, p)| p.clone())
+            .map(|(_, p)| Arc::clone(p))
     }
 
     pub(super) fn extend(&mut self, other: JournalEffects) {
@@ -93,17 +93,24 @@ impl JournalEffects {
 /// The committed, not yet applied ends of this process, by session.
 #[derive(Default)]
 pub(super) struct PendingEnds {
-    map: Mutex<HashMap<Uuid, PendingEnd>>,
+    map: Mutex<HashMap<Uuid, Arc<PendingEnd>>>,
     /// Rows in `end_requests` (the map holds one per session; a session
     /// ended twice at the same moment has two rows, the second a no-op).
     rows: AtomicUsize,
-    /// Bumped each time an applied end leaves the map.
-    epoch: AtomicU64,
 }
 
 impl PendingEnds {
-    pub(super) fn get(&self, id: Uuid) -> Option<PendingEnd> {
+    pub(super) fn get(&self, id: Uuid) -> Option<Arc<PendingEnd>> {
         self.lock().get(&id).cloned()
+    }
+
+    /// Every pending end, for a read of many sessions. Taken before the
+    /// rows are read, it shows each of them truly: an end that left the map
+    /// before was committed to its row before it left, so the read sees it;
+    /// one that leaves after is in the copy, and showing it on a row that
+    /// already has it changes nothing ([`PendingEnd::overlay`]).
+    pub(super) fn snapshot(&self) -> HashMap<Uuid, Arc<PendingEnd>> {
+        self.lock().clone()
     }
 
     /// Ends in the journal, applied or not to their sessions' rows.
@@ -111,11 +118,7 @@ impl PendingEnds {
         self.rows.load(Ordering::SeqCst)
     }
 
-    pub(super) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, PendingEnd>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<PendingEnd>>> {
         self.map.lock().expect("pending ends")
     }
 
@@ -126,19 +129,19 @@ impl PendingEnds {
             return;
         }
         let mut map = self.lock();
-        self.rows
-            .fetch_add(effects.accepted.len(), Ordering::SeqCst);
-        self.rows.fetch_sub(effects.settled.len(), Ordering::SeqCst);
+        let (added, removed) = (effects.accepted.len(), effects.settled.len());
+        let _ = self
+            .rows
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |rows| {
+                Some((rows + added).saturating_sub(removed))
+            });
         for (id, p) in effects.accepted {
             map.entry(id).or_insert(p);
         }
-        if !effects.settled.is_empty() {
-            for (id, seq) in effects.settled {
-                if map.get(&id).is_some_and(|p| p.seq == seq) {
-                    map.remove(&id);
-                }
+        for (id, seq) in effects.settled {
+            if map.get(&id).is_some_and(|p| p.seq == seq) {
+                map.remove(&id);
             }
-            self.epoch.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
@@ -168,12 +171,12 @@ pub(super) fn accept(
     let seq = tx.last_insert_rowid();
     tx.effects().accepted.push((
         id,
-        PendingEnd {
+        Arc::new(PendingEnd {
             seq,
             actor: actor.clone(),
             message: message.to_string(),
             at,
-        },
+        }),
     ));
     Ok(())
 }
@@ -191,11 +194,16 @@ pub(super) fn settle(tx: &Tx, id: Uuid) -> StoreResult<()> {
         Some(&p.message),
         p.at,
     )?;
-    tx.prepare_cached("DELETE FROM end_requests WHERE seq = ?1")
+    let deleted = tx
+        .prepare_cached("DELETE FROM end_requests WHERE seq = ?1")
         .map_err(map_err)?
         .execute(params![p.seq])
         .map_err(map_err)?;
-    tx.effects().settled.push((id, p.seq));
+    // An earlier job of the same batch may have settled it already (its
+    // removal from the map is published with the batch): count a row once.
+    if deleted == 1 {
+        tx.effects().settled.push((id, p.seq));
+    }
     Ok(())
 }
 
@@ -570,6 +578,41 @@ mod tests {
         assert_eq!(
             store.apply_end_requests(Arc::new(|_| true)).await.unwrap(),
             (0, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_that_settle_the_same_end_together_count_its_row_once() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let mut ids = Vec::new();
+        for _ in 0..40 {
+            ids.push(journalled_end(&store, &alice).await);
+        }
+        // Ten more stay journalled: the count must still say 10 after.
+        for _ in 0..10 {
+            journalled_end(&store, &alice).await;
+        }
+        assert_eq!(store.pending.rows(), 50);
+        // Two writes per session at once: many share a batch, where the
+        // second finds the end settled by the first but not yet published.
+        let system = Actor::system();
+        let writes = ids
+            .iter()
+            .flat_map(|id| [0, 1].map(|_| store.apply(*id, Event::EndFinished, &system, None)));
+        for applied in futures::future::join_all(writes).await {
+            applied.unwrap();
+        }
+        assert_eq!((store.pending.rows(), db.journal_len()), (10, 10));
+        for id in &ids {
+            assert_eq!(db.stored_status(*id), "Cancelled");
+        }
+        let id = journalled_end(&store, &alice).await;
+        assert_eq!((store.pending.rows(), db.journal_len()), (11, 11));
+        assert_eq!(
+            store.session(id).await.unwrap().unwrap().session.status,
+            SessionStatus::Cancelling
         );
     }
 

@@ -19,7 +19,7 @@
 
 use std::cell::RefCell;
 use std::ops::Deref;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -61,7 +61,7 @@ impl Deref for Tx<'_> {
 
 impl Tx<'_> {
     /// The oldest end request accepted for `id` and not yet applied.
-    pub(super) fn pending_end(&self, id: Uuid) -> Option<PendingEnd> {
+    pub(super) fn pending_end(&self, id: Uuid) -> Option<Arc<PendingEnd>> {
         let own = self.job.borrow().accepted_for(id);
         own.or_else(|| self.batch.accepted_for(id))
             .or_else(|| self.pending.get(id))
