@@ -106,7 +106,21 @@ impl Engine {
         let config = Arc::clone(&self.config);
         let no_end_actions: NoEndActions =
             Arc::new(move |name| config.lists_for(name).end.is_empty());
-        let (_, more_ends) = self.store.apply_end_requests(no_end_actions).await?;
+        // A failure here must not stop scheduled starts and ends below.
+        let more_ends = match self.store.apply_end_requests(no_end_actions).await {
+            Ok(outcome) => {
+                for (session, reason) in &outcome.failed {
+                    error!(self.log, "a journalled end cannot be applied; it stays journalled";
+                        "session" => %session, "error" => reason);
+                }
+                outcome.more
+            }
+            Err(e) => {
+                error!(self.log, "cannot apply journalled ends now; retrying on the next pass";
+                    "error" => %e);
+                false
+            }
+        };
         let now = Utc::now();
         let promoted = self
             .store

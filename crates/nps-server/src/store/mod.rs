@@ -145,6 +145,16 @@ impl StoredSession {
 /// Whether sessions of an activity (by name) have no end actions.
 pub type NoEndActions = std::sync::Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
 
+/// What [`Store::apply_end_requests`] did.
+#[derive(Debug, Default)]
+pub struct EndsApplied {
+    pub applied: usize,
+    /// More ends wait: call again.
+    pub more: bool,
+    /// Ends that could not be applied (they stay journalled), with why.
+    pub failed: Vec<(Uuid, String)>,
+}
+
 /// A session to insert (CreateAsync).
 pub struct NewSession {
     pub session: ActivitySession,
@@ -248,9 +258,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Applied>;
     /// Applies journalled end requests for a short slice of time, when no
     /// request is waiting for storage; a session whose activity has no end
-    /// actions goes straight on to Cancelled. Returns how many it applied
-    /// and whether more wait.
-    async fn apply_end_requests(&self, no_end_actions: NoEndActions) -> StoreResult<(usize, bool)>;
+    /// actions goes straight on to Cancelled.
+    async fn apply_end_requests(&self, no_end_actions: NoEndActions) -> StoreResult<EndsApplied>;
     async fn extend(
         &self,
         id: Uuid,

@@ -91,8 +91,10 @@ CREATE TABLE IF NOT EXISTS session_log (
 -- and applied to `sessions` by the lifecycle engine, which then deletes them
 -- (see store/sqlite/journal.rs). Left over at start-up: applied before the
 -- server listens.
+-- AUTOINCREMENT: a seq is never handed out twice, even after the row with
+-- the highest one was deleted; the memory of pending ends names rows by it.
 CREATE TABLE IF NOT EXISTS end_requests (
-    seq           INTEGER PRIMARY KEY,
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id    TEXT NOT NULL,
     actor_id      TEXT,
     actor_name    TEXT NOT NULL,

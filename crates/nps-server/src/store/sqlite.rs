@@ -795,20 +795,18 @@ impl Store for SqliteStore {
     ) -> StoreResult<Applied> {
         let at = from_micros(to_micros(Utc::now()));
         let id = current.session.id;
-        let change = match state::transition(
+        // Ending or ended already, as just read: nothing to write.
+        if let Outcome::NoChange = state::transition(
             current.session.status,
             current.work.as_ref(),
             &Event::EndRequested,
             at,
         ) {
-            Outcome::NoChange => {
-                return Ok(Applied {
-                    session: current,
-                    changed: false,
-                })
-            }
-            Outcome::Apply(change) => change,
-        };
+            return Ok(Applied {
+                session: current,
+                changed: false,
+            });
+        }
         // Only an Active session's end is journalled: it stays in its
         // listing category (Cancelling is Active), which reads rely on.
         if current.session.status != SessionStatus::Active || self.pending.rows() >= JOURNAL_LIMIT {
@@ -816,19 +814,14 @@ impl Store for SqliteStore {
                 .apply(id, Event::EndRequested, actor, Some(message))
                 .await;
         }
-        let ended = current.with_change(&change, actor, at);
         let actor = actor.clone();
-        self.write(move |c| journal::accept(c, id, &actor, &message, at))
-            .await?;
-        Ok(Applied {
-            session: ended,
-            changed: true,
-        })
+        self.write(move |c| journal::accept_if_active(c, id, &actor, &message, at))
+            .await
     }
 
-    async fn apply_end_requests(&self, no_end_actions: NoEndActions) -> StoreResult<(usize, bool)> {
+    async fn apply_end_requests(&self, no_end_actions: NoEndActions) -> StoreResult<EndsApplied> {
         if self.pending.rows() == 0 {
-            return Ok((0, false));
+            return Ok(EndsApplied::default());
         }
         self.write_background(move |c| journal::apply_slice(c, &*no_end_actions))
             .await
@@ -899,8 +892,12 @@ impl Store for SqliteStore {
     }
 
     async fn log(&self, id: Uuid, level: ActionLogType, message: String) -> StoreResult<()> {
-        self.write(move |c| append_log(c, id, level, &message, Utc::now()))
-            .await
+        // A pending end's line comes first: it happened first.
+        self.write(move |c| {
+            journal::settle(c, id)?;
+            append_log(c, id, level, &message, Utc::now())
+        })
+        .await
     }
 
     async fn logs(&self, id: Uuid, filter: &LogFilter) -> StoreResult<(Vec<ActionLogDto>, i32)> {

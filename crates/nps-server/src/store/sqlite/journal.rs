@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use nps_api::SessionStatus;
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
@@ -36,7 +37,7 @@ use super::{
     Step,
 };
 use crate::lifecycle::state::{self, Event, Outcome, Phase};
-use crate::store::{Actor, StoreResult, StoredSession};
+use crate::store::{Actor, Applied, EndsApplied, StoreError, StoreResult, StoredSession};
 
 /// Most ends waiting in the journal.
 pub(super) const JOURNAL_LIMIT: usize = 20_000;
@@ -82,6 +83,10 @@ impl JournalEffects {
             .iter()
             .find(|(i, _)| *i == id)
             .map(|(_, p)| Arc::clone(p))
+    }
+
+    pub(super) fn has_settled(&self, id: Uuid, seq: i64) -> bool {
+        self.settled.contains(&(id, seq))
     }
 
     pub(super) fn extend(&mut self, other: JournalEffects) {
@@ -147,13 +152,7 @@ impl PendingEnds {
 }
 
 /// Appends an end request (inside the writer's transaction).
-pub(super) fn accept(
-    tx: &Tx,
-    id: Uuid,
-    actor: &Actor,
-    message: &str,
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
+fn accept(tx: &Tx, id: Uuid, actor: &Actor, message: &str, at: DateTime<Utc>) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO end_requests (session_id, actor_id, actor_name, actor_address, message, at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -181,6 +180,49 @@ pub(super) fn accept(
     Ok(())
 }
 
+/// DeleteAsync's write: decided again on the row and the journal as they
+/// are in this transaction (a scheduled end or another DeleteAsync may have
+/// come since the caller read the session). Journals the end of a session
+/// still Active with no end pending; answers any other as a read would show
+/// it, applying the end at once where it still changes something.
+pub(super) fn accept_if_active(
+    tx: &Tx,
+    id: Uuid,
+    actor: &Actor,
+    message: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<Applied> {
+    let row = load_session(tx, id)?.ok_or(StoreError::NotFound)?;
+    if let Some(p) = tx.pending_end(id) {
+        return Ok(Applied {
+            session: p.overlay(row),
+            changed: false,
+        });
+    }
+    if row.session.status != SessionStatus::Active {
+        return apply_event(tx, id, &Event::EndRequested, actor, Some(message), at);
+    }
+    let change = match state::transition(
+        row.session.status,
+        row.work.as_ref(),
+        &Event::EndRequested,
+        at,
+    ) {
+        Outcome::Apply(change) => change,
+        Outcome::NoChange => {
+            return Ok(Applied {
+                session: row,
+                changed: false,
+            })
+        }
+    };
+    accept(tx, id, actor, message, at)?;
+    Ok(Applied {
+        session: row.with_change(&change, actor, at),
+        changed: true,
+    })
+}
+
 /// Applies `id`'s pending end, if any, before a write that touches it.
 pub(super) fn settle(tx: &Tx, id: Uuid) -> StoreResult<()> {
     let Some(p) = tx.pending_end(id) else {
@@ -195,9 +237,9 @@ pub(super) fn settle(tx: &Tx, id: Uuid) -> StoreResult<()> {
         p.at,
     )?;
     let deleted = tx
-        .prepare_cached("DELETE FROM end_requests WHERE seq = ?1")
+        .prepare_cached("DELETE FROM end_requests WHERE seq = ?1 AND session_id = ?2")
         .map_err(map_err)?
-        .execute(params![p.seq])
+        .execute(params![p.seq, id.to_string()])
         .map_err(map_err)?;
     // An earlier job of the same batch may have settled it already (its
     // removal from the map is published with the batch): count a row once.
@@ -207,40 +249,53 @@ pub(super) fn settle(tx: &Tx, id: Uuid) -> StoreResult<()> {
     Ok(())
 }
 
-/// One background slice: applies the oldest ends for about [`SLICE`].
-/// Returns how many were applied and whether more wait.
+/// One background slice: applies the oldest ends for about [`SLICE`], each
+/// in a savepoint of its own, so that one that cannot be applied (its error
+/// is answered, for the log) stays journalled and holds up no other.
 pub(super) fn apply_slice(
     tx: &Tx,
     no_end_actions: &dyn Fn(Option<&str>) -> bool,
-) -> StoreResult<(usize, bool)> {
+) -> StoreResult<EndsApplied> {
     let started = Instant::now();
     let rows = read_oldest(tx, SLICE_ROWS)?;
-    let mut applied = 0;
-    let mut last = None;
+    let mut outcome = EndsApplied::default();
+    let mut looked_at = 0;
     for (seq, id, p) in &rows {
-        apply_one(tx, *id, p, no_end_actions)?;
-        tx.effects().settled.push((*id, *seq));
-        applied += 1;
-        last = Some(*seq);
+        looked_at += 1;
+        tx.execute_batch("SAVEPOINT end_row").map_err(map_err)?;
+        let applied = apply_one(tx, *id, p, no_end_actions).and_then(|()| {
+            tx.prepare_cached("DELETE FROM end_requests WHERE seq = ?1")
+                .map_err(map_err)?
+                .execute(params![seq])
+                .map_err(map_err)
+        });
+        match applied {
+            Ok(_) => {
+                tx.execute_batch("RELEASE end_row").map_err(map_err)?;
+                tx.effects().settled.push((*id, *seq));
+                outcome.applied += 1;
+            }
+            Err(e) => {
+                tx.execute_batch("ROLLBACK TO end_row; RELEASE end_row")
+                    .map_err(map_err)?;
+                outcome.failed.push((*id, e.to_string()));
+            }
+        }
         if started.elapsed() >= SLICE {
             break;
         }
     }
-    if let Some(last) = last {
-        tx.prepare_cached("DELETE FROM end_requests WHERE seq <= ?1")
-            .map_err(map_err)?
-            .execute(params![last])
-            .map_err(map_err)?;
-    }
-    let more = applied < rows.len() || rows.len() as i64 == SLICE_ROWS;
-    Ok((applied, more))
+    // More wait when time ran out, or when a full read made progress.
+    outcome.more =
+        looked_at < rows.len() || (rows.len() as i64 == SLICE_ROWS && outcome.applied > 0);
+    Ok(outcome)
 }
 
 /// Applies one journalled end. With no end actions, the engine's only work
 /// would be to close the pipeline: planned here on top of the end, the row
 /// is written once (one pass through its indexes) with both log lines.
 fn apply_one(
-    tx: &Tx,
+    tx: &Connection,
     id: Uuid,
     p: &PendingEnd,
     no_end_actions: &dyn Fn(Option<&str>) -> bool,
@@ -280,20 +335,14 @@ fn apply_one(
 }
 
 /// At start-up, before anything reads: applies the whole journal left by the
-/// previous process (a crash between a 202 and its application).
+/// previous process (a crash between a 202 and its application). The ends
+/// become the sessions' work (Cancelling), which the engine then runs.
 pub(super) fn replay(conn: &Connection) -> StoreResult<usize> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
     let result = (|| {
         let rows = read_oldest(conn, i64::MAX)?;
         for (_, id, p) in &rows {
-            apply_event(
-                conn,
-                *id,
-                &Event::EndRequested,
-                &p.actor,
-                Some(&p.message),
-                p.at,
-            )?;
+            apply_one(conn, *id, p, &|_| false)?;
         }
         conn.execute_batch("DELETE FROM end_requests")
             .map_err(map_err)?;
@@ -565,8 +614,9 @@ mod tests {
             let id = journalled_end(&store, &alice).await;
             ids.push(id);
         }
-        let (applied, more) = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
-        assert_eq!((applied, more), (3, false));
+        let outcome = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
+        assert_eq!((outcome.applied, outcome.more), (3, false));
+        assert!(outcome.failed.is_empty());
         assert_eq!(db.journal_len(), 0);
         for id in ids {
             assert_eq!(db.stored_status(id), "Cancelled");
@@ -575,10 +625,8 @@ mod tests {
             assert!(s.work.is_none());
         }
         // Nothing pending: no write at all.
-        assert_eq!(
-            store.apply_end_requests(Arc::new(|_| true)).await.unwrap(),
-            (0, false)
-        );
+        let outcome = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
+        assert_eq!((outcome.applied, outcome.more), (0, false));
     }
 
     #[tokio::test]
@@ -614,6 +662,95 @@ mod tests {
             store.session(id).await.unwrap().unwrap().session.status,
             SessionStatus::Cancelling
         );
+    }
+
+    #[tokio::test]
+    async fn delete_async_decides_again_in_its_transaction() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let (alice, bob) = (user(), user());
+
+        // Read Active, then the scheduled end came first: nothing is
+        // journalled and the answer is the session as it is.
+        let id = active_session(&store, &alice).await;
+        let read = store.session(id).await.unwrap().unwrap();
+        store
+            .apply(id, Event::EndDue, &Actor::system(), None)
+            .await
+            .unwrap();
+        let late = store
+            .request_end(read, &alice, "end requested (DeleteAsync)".into())
+            .await
+            .unwrap();
+        assert!(!late.changed);
+        assert_eq!(late.session.session.status, SessionStatus::Cancelling);
+        assert_eq!(late.session.session.cancelled_by, None);
+        assert_eq!(db.journal_len(), 0);
+
+        // Two DeleteAsync that both read Active: the second is told of the
+        // first's end, and only one is journalled.
+        let id = active_session(&store, &alice).await;
+        let read = store.session(id).await.unwrap().unwrap();
+        let first = store
+            .request_end(read.clone(), &alice, "end requested (DeleteAsync)".into())
+            .await
+            .unwrap();
+        let second = store
+            .request_end(read, &bob, "end requested (DeleteAsync)".into())
+            .await
+            .unwrap();
+        assert!(first.changed && !second.changed);
+        assert_eq!(second.session.session, first.session.session);
+        assert_eq!(second.session.session.cancelled_by, alice.user_id);
+        assert_eq!(db.journal_len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_end_that_cannot_be_applied_stays_journalled_and_holds_up_no_other() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let broken = journalled_end(&store, &alice).await;
+        let fine = journalled_end(&store, &alice).await;
+        // A row the store cannot read back (an unknown status).
+        Connection::open(db.path())
+            .unwrap()
+            .execute(
+                "UPDATE sessions SET status = 'Bogus' WHERE id = ?1",
+                [broken.to_string()],
+            )
+            .unwrap();
+        let outcome = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
+        assert_eq!(outcome.applied, 1);
+        assert_eq!(outcome.failed.len(), 1);
+        assert_eq!(outcome.failed[0].0, broken);
+        assert!(!outcome.more, "no progress is left to make: {outcome:?}");
+        assert_eq!(db.stored_status(fine), "Cancelled");
+        assert_eq!(db.journal_len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_journal_seq_is_never_handed_out_twice() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let first = journalled_end(&store, &alice).await;
+        let seq = |db: &TempDb| -> i64 {
+            Connection::open(db.path())
+                .unwrap()
+                .query_row("SELECT MAX(seq) FROM end_requests", [], |r| r.get(0))
+                .unwrap()
+        };
+        let first_seq = seq(&db);
+        // Applied: the journal is empty, and the next end gets a new seq (a
+        // reused one could name the wrong session in the memory of ends).
+        store
+            .apply(first, Event::EndFinished, &Actor::system(), None)
+            .await
+            .unwrap();
+        assert_eq!(db.journal_len(), 0);
+        journalled_end(&store, &alice).await;
+        assert!(seq(&db) > first_seq);
     }
 
     #[tokio::test]

@@ -60,11 +60,19 @@ impl Deref for Tx<'_> {
 }
 
 impl Tx<'_> {
-    /// The oldest end request accepted for `id` and not yet applied.
+    /// The oldest end request accepted for `id` and not yet applied: the
+    /// committed one first, then those of earlier jobs of this batch, then
+    /// this job's; one already applied in this batch or job is skipped.
     pub(super) fn pending_end(&self, id: Uuid) -> Option<Arc<PendingEnd>> {
-        let own = self.job.borrow().accepted_for(id);
-        own.or_else(|| self.batch.accepted_for(id))
-            .or_else(|| self.pending.get(id))
+        let job = self.job.borrow();
+        let applied =
+            |p: &PendingEnd| self.batch.has_settled(id, p.seq) || job.has_settled(id, p.seq);
+        self.pending
+            .get(id)
+            .into_iter()
+            .chain(self.batch.accepted_for(id))
+            .chain(job.accepted_for(id))
+            .find(|p| !applied(p))
     }
 
     /// Notes effects to publish once the transaction commits.
@@ -120,17 +128,18 @@ where
             Ok(()) => {
                 let r = f(&tx);
                 let effects = tx.job.into_inner();
-                let (end, effects) = if r.is_ok() {
-                    (run_cached(conn, "RELEASE job"), effects)
+                let undo = || conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                if r.is_err() {
+                    (undo().map_err(map_err).and(r), JournalEffects::default())
                 } else {
-                    (
-                        conn.execute_batch("ROLLBACK TO job; RELEASE job"),
-                        JournalEffects::default(),
-                    )
-                };
-                match end {
-                    Ok(()) => (r, effects),
-                    Err(e) => (Err(map_err(e)), JournalEffects::default()),
+                    match run_cached(conn, "RELEASE job") {
+                        Ok(()) => (r, effects),
+                        Err(e) => {
+                            // Its changes must not be committed unannounced.
+                            let _ = undo();
+                            (Err(map_err(e)), JournalEffects::default())
+                        }
+                    }
                 }
             }
         };
@@ -183,9 +192,13 @@ pub(super) fn writer_loop(
                     match rx.recv_timeout(wait) {
                         Ok(job) => route(job, &mut batch, &mut deferred),
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        // The store is gone: the background job is answered
-                        // below, then the loop ends.
-                        Err(mpsc::RecvTimeoutError::Disconnected) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            // The store is gone: answer the background job.
+                            if let Some((job, _)) = deferred.take() {
+                                run_batch(&conn, pending, committed, vec![job]);
+                            }
+                            return;
+                        }
                     }
                 }
             }
