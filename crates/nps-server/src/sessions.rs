@@ -18,6 +18,7 @@ use crate::lifecycle::state::{Phase, Work};
 use crate::lifecycle::Engine;
 use crate::store::{
     Actor, ExtensionLimits, LogFilter, NewSession, SessionFilter, Store, StoreError, StoredSession,
+    Visible,
 };
 
 /// Longest accepted text property of a request.
@@ -54,6 +55,13 @@ fn actor(caller: &Caller, address: &str) -> Actor {
         name: caller.login.clone(),
         address: Some(address.to_string()),
     }
+}
+
+/// A session exists for its creator and for Admins; for anyone else it
+/// does not (404).
+fn visible_to(caller: &Caller) -> Visible {
+    let (admin, user) = (caller.role == Role::Admin, caller.user_id);
+    Box::new(move |s: &StoredSession| admin || s.session.created_by == Some(user))
 }
 
 fn check_text(field: &str, value: &Option<String>) -> Result<(), Failure> {
@@ -100,11 +108,7 @@ impl Sessions {
     /// The session, if the caller may see it (its creator or an Admin).
     async fn visible(&self, caller: &Caller, id: Uuid) -> Result<StoredSession, Failure> {
         match self.store.session(id).await? {
-            Some(s)
-                if caller.role == Role::Admin || s.session.created_by == Some(caller.user_id) =>
-            {
-                Ok(s)
-            }
+            Some(s) if visible_to(caller)(&s) => Ok(s),
             _ => Err(Failure::NotFound(id)),
         }
     }
@@ -265,23 +269,27 @@ impl Sessions {
     }
 
     /// DeleteAsync: durable before it answers, idempotent, and the engine is
-    /// woken at once. The session read for the visibility check is the one
-    /// the end is decided on: no second read.
+    /// woken at once. The store reads the session once, in the write, and
+    /// checks there that the caller may see it.
     pub async fn end(
         &self,
         caller: &Caller,
         address: &str,
         id: Uuid,
     ) -> Result<ActivitySession, Failure> {
-        let current = self.visible(caller, id).await?;
         let applied = self
             .store
             .request_end(
-                current,
+                id,
                 &actor(caller, address),
                 "end requested (DeleteAsync)".into(),
+                visible_to(caller),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => Failure::NotFound(id),
+                e => e.into(),
+            })?;
         if applied.changed {
             self.engine.wake();
         }

@@ -142,6 +142,9 @@ impl StoredSession {
     }
 }
 
+/// Whether the caller may see a session (else it does not exist for them).
+pub type Visible = Box<dyn Fn(&StoredSession) -> bool + Send>;
+
 /// Whether sessions of an activity (by name) have no end actions.
 pub type NoEndActions = std::sync::Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
 
@@ -245,16 +248,19 @@ pub trait Store: Send + Sync + 'static {
         actor: &Actor,
         message: Option<String>,
     ) -> StoreResult<Applied>;
-    /// DeleteAsync: ends `current` (the session as just read) for `actor`.
-    /// Durable when it returns, like every write, and from then on every read
+    /// DeleteAsync: ends session `id` for `actor`, if `visible` says the
+    /// caller may see it (else NotFound, as for a session that does not
+    /// exist). Decided on the session as it is in the write's transaction,
+    /// and durable when it returns, like every write; from then on every read
     /// shows the session as the end left it (Cancelling, or Cancelled before
     /// it started). The SQLite store may journal the end of an Active session
     /// and apply it to the row later ([`Store::apply_end_requests`]).
     async fn request_end(
         &self,
-        current: StoredSession,
+        id: Uuid,
         actor: &Actor,
         message: String,
+        visible: Visible,
     ) -> StoreResult<Applied>;
     /// Applies journalled end requests for a short slice of time, when no
     /// request is waiting for storage; a session whose activity has no end

@@ -27,7 +27,7 @@ mod journal;
 mod migrate;
 mod writer;
 
-use journal::{PendingEnds, JOURNAL_LIMIT};
+use journal::PendingEnds;
 use writer::{Job, Tx, WriteJob};
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -789,33 +789,14 @@ impl Store for SqliteStore {
 
     async fn request_end(
         &self,
-        current: StoredSession,
+        id: Uuid,
         actor: &Actor,
         message: String,
+        visible: Visible,
     ) -> StoreResult<Applied> {
         let at = from_micros(to_micros(Utc::now()));
-        let id = current.session.id;
-        // Ending or ended already, as just read: nothing to write.
-        if let Outcome::NoChange = state::transition(
-            current.session.status,
-            current.work.as_ref(),
-            &Event::EndRequested,
-            at,
-        ) {
-            return Ok(Applied {
-                session: current,
-                changed: false,
-            });
-        }
-        // Only an Active session's end is journalled: it stays in its
-        // listing category (Cancelling is Active), which reads rely on.
-        if current.session.status != SessionStatus::Active || self.pending.rows() >= JOURNAL_LIMIT {
-            return self
-                .apply(id, Event::EndRequested, actor, Some(message))
-                .await;
-        }
         let actor = actor.clone();
-        self.write(move |c| journal::accept_if_active(c, id, &actor, &message, at))
+        self.write(move |c| journal::request_end(c, id, &actor, &message, at, &*visible))
             .await
     }
 

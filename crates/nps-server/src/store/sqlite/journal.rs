@@ -40,7 +40,7 @@ use crate::lifecycle::state::{self, Event, Outcome, Phase};
 use crate::store::{Actor, Applied, EndsApplied, StoreError, StoreResult, StoredSession};
 
 /// Most ends waiting in the journal.
-pub(super) const JOURNAL_LIMIT: usize = 20_000;
+const JOURNAL_LIMIT: usize = 20_000;
 /// Longest one background slice applies ends before it commits and yields.
 const SLICE: Duration = Duration::from_millis(5);
 /// Most ends one slice reads.
@@ -180,27 +180,28 @@ fn accept(tx: &Tx, id: Uuid, actor: &Actor, message: &str, at: DateTime<Utc>) ->
     Ok(())
 }
 
-/// DeleteAsync's write: decided again on the row and the journal as they
-/// are in this transaction (a scheduled end or another DeleteAsync may have
-/// come since the caller read the session). Journals the end of a session
-/// still Active with no end pending; answers any other as a read would show
-/// it, applying the end at once where it still changes something.
-pub(super) fn accept_if_active(
+/// DeleteAsync's write, decided on the row and the journal as they are in
+/// this transaction: the one read of the session, so a scheduled end or
+/// another DeleteAsync committed a moment before is seen. Journals the end
+/// of a session still Active with no end pending (while the journal has
+/// room); applies any other end at once; answers an ended or ending session
+/// as a read would show it.
+pub(super) fn request_end(
     tx: &Tx,
     id: Uuid,
     actor: &Actor,
     message: &str,
     at: DateTime<Utc>,
+    visible: &dyn Fn(&StoredSession) -> bool,
 ) -> StoreResult<Applied> {
-    let row = load_session(tx, id)?.ok_or(StoreError::NotFound)?;
+    let row = load_session(tx, id)?
+        .filter(|s| visible(s))
+        .ok_or(StoreError::NotFound)?;
     if let Some(p) = tx.pending_end(id) {
         return Ok(Applied {
             session: p.overlay(row),
             changed: false,
         });
-    }
-    if row.session.status != SessionStatus::Active {
-        return apply_event(tx, id, &Event::EndRequested, actor, Some(message), at);
     }
     let change = match state::transition(
         row.session.status,
@@ -216,6 +217,11 @@ pub(super) fn accept_if_active(
             })
         }
     };
+    // Only an Active session's end is journalled: it stays in its listing
+    // category (Cancelling is Active), which reads rely on.
+    if row.session.status != SessionStatus::Active || tx.journal_rows() >= JOURNAL_LIMIT {
+        return apply_event(tx, id, &Event::EndRequested, actor, Some(message), at);
+    }
     accept(tx, id, actor, message, at)?;
     Ok(Applied {
         session: row.with_change(&change, actor, at),
@@ -498,13 +504,22 @@ mod tests {
     /// A new Active session whose end is in the journal.
     async fn journalled_end(store: &SqliteStore, by: &Actor) -> Uuid {
         let id = active_session(store, by).await;
-        let current = store.session(id).await.unwrap().unwrap();
-        let ended = store
-            .request_end(current, by, "end requested (DeleteAsync)".into())
-            .await
-            .unwrap();
+        let ended = end(store, id, by).await;
         assert!(ended.changed);
         id
+    }
+
+    /// DeleteAsync by `by`, who may see every session.
+    async fn end(store: &SqliteStore, id: Uuid, by: &Actor) -> crate::store::Applied {
+        store
+            .request_end(
+                id,
+                by,
+                "end requested (DeleteAsync)".into(),
+                Box::new(|_| true),
+            )
+            .await
+            .unwrap()
     }
 
     fn all_logs() -> LogFilter {
@@ -525,12 +540,8 @@ mod tests {
         let store = SqliteStore::open(&db.path()).unwrap();
         let alice = user();
         let id = active_session(&store, &alice).await;
-        let current = store.session(id).await.unwrap().unwrap();
 
-        let ended = store
-            .request_end(current, &alice, "end requested (DeleteAsync)".into())
-            .await
-            .unwrap();
+        let ended = end(&store, id, &alice).await;
         assert!(ended.changed);
         assert_eq!(ended.session.session.status, SessionStatus::Cancelling);
         // Durable, and not yet applied: the row is untouched, the journal has it.
@@ -554,11 +565,9 @@ mod tests {
         assert_eq!(active, vec![ended.session.session.clone()]);
 
         // A second DeleteAsync changes nothing and journals nothing.
-        let again = store
-            .request_end(read, &alice, "end requested (DeleteAsync)".into())
-            .await
-            .unwrap();
+        let again = end(&store, id, &alice).await;
         assert!(!again.changed);
+        assert_eq!(again.session.session, ended.session.session);
         assert_eq!(db.journal_len(), 1);
 
         // Extending it is refused: the write applies the end first (and,
@@ -665,40 +674,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn delete_async_decides_again_in_its_transaction() {
+    async fn delete_async_decides_on_the_session_as_it_is_in_its_transaction() {
         let db = TempDb::new();
         let store = SqliteStore::open(&db.path()).unwrap();
         let (alice, bob) = (user(), user());
 
-        // Read Active, then the scheduled end came first: nothing is
-        // journalled and the answer is the session as it is.
+        // A caller who may not see the session: NotFound, nothing written.
         let id = active_session(&store, &alice).await;
-        let read = store.session(id).await.unwrap().unwrap();
+        let hidden = store
+            .request_end(
+                id,
+                &bob,
+                "end requested (DeleteAsync)".into(),
+                Box::new(|_| false),
+            )
+            .await;
+        assert!(matches!(hidden, Err(StoreError::NotFound)), "{hidden:?}");
+        assert_eq!(
+            (db.journal_len(), db.stored_status(id)),
+            (0, "Active".into())
+        );
+
+        // The scheduled end came first: nothing is journalled and the
+        // answer is the session as it is (ending for its schedule).
         store
             .apply(id, Event::EndDue, &Actor::system(), None)
             .await
             .unwrap();
-        let late = store
-            .request_end(read, &alice, "end requested (DeleteAsync)".into())
-            .await
-            .unwrap();
+        let late = end(&store, id, &alice).await;
         assert!(!late.changed);
         assert_eq!(late.session.session.status, SessionStatus::Cancelling);
         assert_eq!(late.session.session.cancelled_by, None);
         assert_eq!(db.journal_len(), 0);
 
-        // Two DeleteAsync that both read Active: the second is told of the
-        // first's end, and only one is journalled.
+        // Bob ends it after Alice: he is told of her end, nothing more is
+        // journalled.
         let id = active_session(&store, &alice).await;
-        let read = store.session(id).await.unwrap().unwrap();
-        let first = store
-            .request_end(read.clone(), &alice, "end requested (DeleteAsync)".into())
-            .await
-            .unwrap();
-        let second = store
-            .request_end(read, &bob, "end requested (DeleteAsync)".into())
-            .await
-            .unwrap();
+        let first = end(&store, id, &alice).await;
+        let second = end(&store, id, &bob).await;
         assert!(first.changed && !second.changed);
         assert_eq!(second.session.session, first.session.session);
         assert_eq!(second.session.session.cancelled_by, alice.user_id);

@@ -75,6 +75,11 @@ impl Tx<'_> {
             .find(|p| !applied(p))
     }
 
+    /// Rows in the journal, as of the last commit.
+    pub(super) fn journal_rows(&self) -> usize {
+        self.pending.rows()
+    }
+
     /// Notes effects to publish once the transaction commits.
     pub(super) fn effects(&self) -> std::cell::RefMut<'_, JournalEffects> {
         self.job.borrow_mut()
