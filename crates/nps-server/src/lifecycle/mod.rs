@@ -34,6 +34,8 @@ const IDLE_WAKE: Duration = Duration::from_secs(30);
 pub struct Engine {
     store: Arc<dyn Store>,
     config: Arc<ActionsConfig>,
+    /// Built once from `config`, handed to the store on every tick.
+    no_end_actions: NoEndActions,
     notify: Notify,
     in_flight: Mutex<HashSet<Uuid>>,
     permits: Arc<Semaphore>,
@@ -46,9 +48,12 @@ pub struct Engine {
 impl Engine {
     pub fn new(store: Arc<dyn Store>, config: ActionsConfig, log: Logger) -> Arc<Engine> {
         let workers = config.workers;
+        let config = Arc::new(config);
+        let lists = Arc::clone(&config);
         Arc::new(Engine {
             store,
-            config: Arc::new(config),
+            config,
+            no_end_actions: Arc::new(move |name| lists.lists_for(name).end.is_empty()),
             notify: Notify::new(),
             in_flight: Mutex::new(HashSet::new()),
             permits: Arc::new(Semaphore::new(workers)),
@@ -103,11 +108,12 @@ impl Engine {
     async fn tick(self: &Arc<Self>) -> Result<Duration, StoreError> {
         // Ends DeleteAsync journalled become the sessions' work (one slice;
         // the next tick takes the next).
-        let config = Arc::clone(&self.config);
-        let no_end_actions: NoEndActions =
-            Arc::new(move |name| config.lists_for(name).end.is_empty());
         // A failure here must not stop scheduled starts and ends below.
-        let more_ends = match self.store.apply_end_requests(no_end_actions).await {
+        let more_ends = match self
+            .store
+            .apply_end_requests(Arc::clone(&self.no_end_actions))
+            .await
+        {
             Ok(outcome) => {
                 for (session, reason) in &outcome.failed {
                     error!(self.log, "a journalled end cannot be applied; it stays journalled";

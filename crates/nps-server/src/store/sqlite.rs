@@ -64,6 +64,16 @@ pub struct SqliteStore {
     pending: Arc<PendingEnds>,
 }
 
+/// Runs `f` in one immediate transaction on `conn` (outside the writer
+/// thread: at open), committed when it succeeds and rolled back otherwise.
+fn in_transaction<T>(conn: &Connection, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+    let result = f();
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(map_err)?;
+    result
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;

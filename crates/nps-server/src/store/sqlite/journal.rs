@@ -31,10 +31,10 @@ use nps_api::SessionStatus;
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
-use super::writer::Tx;
+use super::writer::{run_cached, Tx};
 use super::{
-    apply_event, from_micros, load_session, map_err, opt_uuid_col, to_micros, uuid_col, write_row,
-    Step,
+    apply_event, from_micros, in_transaction, load_session, map_err, opt_uuid_col, to_micros,
+    uuid_col, write_row, Step,
 };
 use crate::lifecycle::state::{self, Event, Outcome, Phase};
 use crate::store::{Actor, Applied, EndsApplied, StoreError, StoreResult, StoredSession};
@@ -203,28 +203,22 @@ pub(super) fn request_end(
             changed: false,
         });
     }
-    let change = match state::transition(
-        row.session.status,
-        row.work.as_ref(),
-        &Event::EndRequested,
-        at,
-    ) {
-        Outcome::Apply(change) => change,
-        Outcome::NoChange => {
-            return Ok(Applied {
-                session: row,
-                changed: false,
-            })
-        }
+    let Some(end) = Step::plan(&row, &Event::EndRequested, actor, Some(message), at) else {
+        return Ok(Applied {
+            session: row,
+            changed: false,
+        });
     };
     // Only an Active session's end is journalled: it stays in its listing
     // category (Cancelling is Active), which reads rely on.
-    if row.session.status != SessionStatus::Active || tx.journal_rows() >= JOURNAL_LIMIT {
-        return apply_event(tx, id, &Event::EndRequested, actor, Some(message), at);
+    if row.session.status == SessionStatus::Active && tx.journal_rows() < JOURNAL_LIMIT {
+        accept(tx, id, actor, message, at)?;
+    } else {
+        write_row(tx, &end.next)?;
+        end.log(tx, id)?;
     }
-    accept(tx, id, actor, message, at)?;
     Ok(Applied {
-        session: row.with_change(&change, actor, at),
+        session: end.next,
         changed: true,
     })
 }
@@ -268,7 +262,7 @@ pub(super) fn apply_slice(
     let mut looked_at = 0;
     for (seq, id, p) in &rows {
         looked_at += 1;
-        tx.execute_batch("SAVEPOINT end_row").map_err(map_err)?;
+        run_cached(tx, "SAVEPOINT end_row").map_err(map_err)?;
         let applied = apply_one(tx, *id, p, no_end_actions).and_then(|()| {
             tx.prepare_cached("DELETE FROM end_requests WHERE seq = ?1")
                 .map_err(map_err)?
@@ -277,7 +271,7 @@ pub(super) fn apply_slice(
         });
         match applied {
             Ok(_) => {
-                tx.execute_batch("RELEASE end_row").map_err(map_err)?;
+                run_cached(tx, "RELEASE end_row").map_err(map_err)?;
                 tx.effects().settled.push((*id, *seq));
                 outcome.applied += 1;
             }
@@ -343,20 +337,14 @@ fn apply_one(
 /// At start-up, before anything reads: applies the whole journal left by the
 /// previous process (a crash between a 202 and its application). The ends
 /// become the sessions' work (Cancelling), which the engine then runs.
-pub(super) fn replay(conn: &Connection) -> StoreResult<usize> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
-    let result = (|| {
-        let rows = read_oldest(conn, i64::MAX)?;
-        for (_, id, p) in &rows {
+pub(super) fn replay(conn: &Connection) -> StoreResult<()> {
+    in_transaction(conn, || {
+        for (_, id, p) in &read_oldest(conn, i64::MAX)? {
             apply_one(conn, *id, p, &|_| false)?;
         }
         conn.execute_batch("DELETE FROM end_requests")
-            .map_err(map_err)?;
-        Ok(rows.len())
-    })();
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    conn.execute_batch(end).map_err(map_err)?;
-    result
+            .map_err(map_err)
+    })
 }
 
 fn read_oldest(conn: &Connection, limit: i64) -> StoreResult<Vec<(i64, Uuid, PendingEnd)>> {

@@ -4,6 +4,9 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::{in_transaction, map_err};
+use crate::store::StoreResult;
+
 /// The indexes of `sessions`: renamed with their table, so dropped before
 /// the schema creates them on the new one.
 const SESSION_INDEXES: [&str; 5] = [
@@ -15,27 +18,27 @@ const SESSION_INDEXES: [&str; 5] = [
 ];
 
 /// Applies `schema` to the file behind `conn`.
-pub(super) fn migrate(conn: &Connection, schema: &str) -> rusqlite::Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| {
-        let old_layout = sessions_has_rowid(conn)?;
-        if old_layout {
-            conn.execute_batch("ALTER TABLE sessions RENAME TO sessions_rowid")?;
-            for index in SESSION_INDEXES {
-                conn.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;
-            }
+pub(super) fn migrate(conn: &Connection, schema: &str) -> StoreResult<()> {
+    in_transaction(conn, || rebuild(conn, schema).map_err(map_err))
+}
+
+/// The schema's statements, after rebuilding a rowid `sessions` table.
+fn rebuild(conn: &Connection, schema: &str) -> rusqlite::Result<()> {
+    let old_layout = sessions_has_rowid(conn)?;
+    if old_layout {
+        conn.execute_batch("ALTER TABLE sessions RENAME TO sessions_rowid")?;
+        for index in SESSION_INDEXES {
+            conn.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;
         }
-        conn.execute_batch(schema)?;
-        if old_layout {
-            // The same columns in the same order: only the table's kind changed.
-            conn.execute_batch(
-                "INSERT INTO sessions SELECT * FROM sessions_rowid; DROP TABLE sessions_rowid;",
-            )?;
-        }
-        Ok(())
-    })();
-    conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
-    result
+    }
+    conn.execute_batch(schema)?;
+    if old_layout {
+        // The same columns in the same order: only the table's kind changed.
+        conn.execute_batch(
+            "INSERT INTO sessions SELECT * FROM sessions_rowid; DROP TABLE sessions_rowid;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Files made before `sessions` became a WITHOUT ROWID table (a lookup by id

@@ -164,7 +164,7 @@ where
 }
 
 /// A statement the writer runs for every job: parsed once.
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+pub(super) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
