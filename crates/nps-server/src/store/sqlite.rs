@@ -6,17 +6,18 @@
 //!   one failing write does not undo the others, and every caller is answered
 //!   only after the shared COMMIT returned. Many concurrent DELETEs cost one
 //!   fsync, not one each.
-//! - Reads use a small pool of read-only connections on blocking threads.
+//! - Reads use a small pool of read-only connections, each keeping its
+//!   snapshot while nothing commits (see `readers.rs`).
 //! - Every value is bound as a parameter; no input is pasted into SQL.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use nps_api::policy::Role;
 use nps_api::{ActionLogDto, ActionLogType, ActivitySession, SessionStatus};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::*;
@@ -25,9 +26,11 @@ use crate::lifecycle::state::{self, Event, Outcome, Phase, Work};
 mod checkpoint;
 mod journal;
 mod migrate;
+mod readers;
 mod writer;
 
 use journal::PendingEnds;
+use readers::{Epoch, Readers};
 use writer::{Job, Tx, WriteJob};
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -57,9 +60,8 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 }
 
 pub struct SqliteStore {
-    path: PathBuf,
     writer: Mutex<mpsc::Sender<Box<dyn WriteJob>>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Arc<Readers>,
     /// Ends journalled by DeleteAsync and not yet applied to their rows.
     pending: Arc<PendingEnds>,
 }
@@ -120,7 +122,9 @@ impl SqliteStore {
         // writer's own, past 4,000 pages, only finishes what that thread
         // left, so that the WAL can start over (see there).
         conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES)?;
-        let committed = checkpoint::start(path)?;
+        let epoch = Arc::new(Epoch::default());
+        let readers = Arc::new(Readers::new(path, Arc::clone(&epoch)));
+        let committed = checkpoint::start(path, epoch, Arc::clone(&readers))?;
         let pending = Arc::new(PendingEnds::default());
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
         let writer_pending = Arc::clone(&pending);
@@ -128,9 +132,8 @@ impl SqliteStore {
             .name("nps-sqlite-writer".into())
             .spawn(move || writer::writer_loop(conn, &writer_pending, &committed, rx))?;
         Ok(SqliteStore {
-            path: path.to_path_buf(),
             writer: Mutex::new(tx),
-            readers: Arc::new(Mutex::new(Vec::new())),
+            readers,
             pending,
         })
     }
@@ -173,52 +176,51 @@ impl SqliteStore {
             .map_err(|_| StoreError::Internal("the writer thread dropped a write".into()))?
     }
 
+    /// A read in a transaction of its own: for users and tokens, which
+    /// another process (`nps-server user add`) may have written.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.read_on_blocking_thread(f, false).await
+    }
+
+    /// A read of the sessions, their logs or the journal (the tables only
+    /// this process writes), from a kept snapshot (see readers.rs).
+    async fn read_sessions<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.read_on_blocking_thread(f, true).await
+    }
+
+    async fn read_on_blocking_thread<T, F>(&self, f: F, kept: bool) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
         let readers = Arc::clone(&self.readers);
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || with_reader(&readers, &path, f))
-            .await
-            .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            if kept {
+                readers.kept(f)
+            } else {
+                readers.fresh(f)
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
     }
 
     /// A lookup by primary key, run on the calling thread. With its pages
     /// cached it takes microseconds, less than the two thread switches of
     /// [`Self::read`] (to a blocking thread and back), which were most of the
     /// cost of a GetByIdAsync on a two-core machine (`cargo xtask bench`).
+    /// Sessions only: from a kept snapshot, as [`Self::read_sessions`].
     fn read_now<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        with_reader(&self.readers, &self.path, f)
+        self.readers.kept(f)
     }
-}
-
-/// Runs `f` on a pooled read-only connection (opened when the pool is empty).
-fn with_reader<T>(
-    readers: &Mutex<Vec<Connection>>,
-    path: &Path,
-    f: impl FnOnce(&Connection) -> StoreResult<T>,
-) -> StoreResult<T> {
-    let conn = readers.lock().expect("reader pool").pop();
-    let conn = match conn {
-        Some(c) => c,
-        None => {
-            let c = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(map_err)?;
-            configure(&c).map_err(map_err)?;
-            c
-        }
-    };
-    let result = f(&conn);
-    let mut pool = readers.lock().expect("reader pool");
-    if pool.len() < 16 {
-        pool.push(conn);
-    }
-    result
 }
 
 // ---- rows ----------------------------------------------------------------
@@ -743,7 +745,7 @@ impl Store for SqliteStore {
         // Cancelling), so the filter can run on the rows as stored.
         let pending = self.pending.snapshot();
         let rows = self
-            .read(move |c| {
+            .read_sessions(move |c| {
                 // Up to five statuses per category; unused slots are NULL.
                 let slot = |i: usize| statuses.get(i).cloned();
                 let mut stmt = c
@@ -901,7 +903,7 @@ impl Store for SqliteStore {
             // Its end's log line is written when the end is applied: now.
             self.write(move |c| journal::settle(c, id)).await?;
         }
-        self.read(move |c| {
+        self.read_sessions(move |c| {
             // instr() matches the text literally: % and _ are not wildcards.
             let conditions = "session_id = ?1 AND (?2 IS NULL OR level = ?2) \
                 AND (?3 IS NULL OR instr(message, ?3) > 0) \
@@ -959,7 +961,7 @@ impl Store for SqliteStore {
         // every Active session, 0.2 s per query at a million, on every tick.
         let now_us = to_micros(now);
         let due = self
-            .read(move |c| {
+            .read_sessions(move |c| {
                 let starts = c
                     .prepare_cached(
                         "SELECT id, activity_name FROM sessions INDEXED BY sessions_pending_start \
@@ -1045,7 +1047,7 @@ impl Store for SqliteStore {
 
     async fn runnable(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Uuid>> {
         let now_us = to_micros(now);
-        self.read(move |c| {
+        self.read_sessions(move |c| {
             c.prepare_cached(
                 "SELECT id FROM sessions WHERE work_phase IS NOT NULL AND work_due <= ?1 \
                  ORDER BY work_due LIMIT ?2",
@@ -1061,7 +1063,7 @@ impl Store for SqliteStore {
 
     async fn next_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
         let now_us = to_micros(now);
-        self.read(move |c| {
+        self.read_sessions(move |c| {
             let t: Option<i64> = c
                 .prepare_cached(
                     "SELECT MIN(t) FROM ( \

@@ -20,10 +20,12 @@
 //! Durability does not depend on checkpoints: a commit is on disk in the WAL.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+use super::readers::{Epoch, Readers};
 
 /// The writer's automatic checkpoint threshold, in WAL pages (SQLite's
 /// default is 1,000): about 16 MB of WAL at most between restarts.
@@ -33,19 +35,30 @@ pub(super) const WRITER_PAGES: i64 = 4_000;
 /// that interval is copied once.
 const INTERVAL: Duration = Duration::from_millis(50);
 
-/// Tells the checkpointer that a transaction committed.
+/// What the writer does right after each COMMIT: counts it (readers then
+/// take a new snapshot) and wakes the checkpointer.
 #[derive(Clone)]
-pub(super) struct Committed(mpsc::SyncSender<()>);
+pub(super) struct Committed {
+    wake: mpsc::SyncSender<()>,
+    epoch: Arc<Epoch>,
+}
 
 impl Committed {
+    /// Called before the commit is made known to anyone (see readers.rs).
     pub(super) fn notify(&self) {
+        self.epoch.advance();
         // A full channel already holds a wake-up.
-        let _ = self.0.try_send(());
+        let _ = self.wake.try_send(());
     }
 }
 
-/// Starts the checkpointer on its own connection to `path`.
-pub(super) fn start(path: &Path) -> anyhow::Result<Committed> {
+/// Starts the checkpointer on its own connection to `path`. After each
+/// checkpoint it ends the outdated snapshots of idle `readers`.
+pub(super) fn start(
+    path: &Path,
+    epoch: Arc<Epoch>,
+    readers: Arc<Readers>,
+) -> anyhow::Result<Committed> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     let (tx, rx) = mpsc::sync_channel::<()>(1);
@@ -56,8 +69,9 @@ pub(super) fn start(path: &Path) -> anyhow::Result<Committed> {
                 std::thread::sleep(INTERVAL);
                 // A failure (e.g. a full disk) leaves the pages in the WAL,
                 // where they are durable; the next commit tries again.
+                readers.release_stale();
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             }
         })?;
-    Ok(Committed(tx))
+    Ok(Committed { wake: tx, epoch })
 }

@@ -272,8 +272,9 @@ fn run_batch(
         e.to_string()
     });
     if commit.is_ok() {
-        pending.publish(effects);
+        // Counted before anyone can learn of the commit (readers.rs).
         committed.notify();
+        pending.publish(effects);
     }
     for job in batch {
         job.finish(commit.clone());

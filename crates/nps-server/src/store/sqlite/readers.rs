@@ -1,0 +1,283 @@
+//! The pool of read-only connections, each keeping its read transaction
+//! open while nothing commits.
+//!
+//! A read in autocommit mode begins and ends a transaction around every
+//! statement: file locks (`fcntl`) on the database and the WAL index, and a
+//! look at the WAL index for the latest commit, a tenth of a GetByIdAsync's
+//! CPU time (`cargo xtask bench`, perf). All writes of this process go
+//! through the writer thread, which counts its commits in an [`Epoch`]; a
+//! pooled connection keeps the snapshot it took while that count has not
+//! moved, and starts a new one as soon as it has.
+//!
+//! Reads stay as fresh as before: a commit is counted before any caller
+//! learns of it (its reply, the memory of pending ends), so a read that
+//! starts after a caller learned of a commit sees the new count and a new
+//! snapshot. A commit of another process is not counted, so only the tables
+//! this process alone writes are read from a kept snapshot ([`Readers::kept`]):
+//! the sessions, their logs and the journal of end requests. Users and
+//! tokens, which `nps-server user add` writes from its own process while the
+//! server runs, are read in a transaction of their own ([`Readers::fresh`]).
+//!
+//! An open read transaction keeps a checkpoint from copying the frames
+//! committed after its snapshot, and the WAL from starting over. So a
+//! connection ends an outdated snapshot when it goes back to the pool, and
+//! the checkpointer ends those of idle connections ([`Readers::release_stale`])
+//! after each commit it is told of.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{configure, map_err};
+use crate::store::StoreResult;
+
+/// Most idle connections kept.
+const POOL: usize = 16;
+
+/// How many transactions the writer has committed since the store opened.
+#[derive(Default)]
+pub(super) struct Epoch(AtomicU64);
+
+impl Epoch {
+    /// Called by the writer after a COMMIT returned, before it tells anyone.
+    pub(super) fn advance(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+struct Reader {
+    conn: Connection,
+    /// The epoch read just before its open transaction began; `None` when
+    /// no transaction is open.
+    snapshot: Option<u64>,
+}
+
+impl Reader {
+    fn end(&mut self) {
+        if self.snapshot.take().is_some() {
+            // ROLLBACK rather than COMMIT: it ends a read transaction even
+            // if a statement was left unfinished.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+pub(super) struct Readers {
+    path: PathBuf,
+    epoch: Arc<Epoch>,
+    idle: Mutex<Vec<Reader>>,
+}
+
+impl Readers {
+    pub(super) fn new(path: &Path, epoch: Arc<Epoch>) -> Readers {
+        Readers {
+            path: path.to_path_buf(),
+            epoch,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on a pooled read-only connection in a read transaction of
+    /// its own: it sees every commit, of this process or another, made
+    /// before the call.
+    pub(super) fn fresh<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.run(f, false)
+    }
+
+    /// Runs `f` on a pooled read-only connection, in the snapshot it kept if
+    /// no commit of this process was counted since (else a new one). Only
+    /// for the tables no other process writes (see the module's comment).
+    pub(super) fn kept<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.run(f, true)
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>, keep: bool) -> StoreResult<T> {
+        let epoch = self.epoch.current();
+        let reader = self.idle.lock().expect("reader pool").pop();
+        let mut reader = match reader {
+            Some(r) => r,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(map_err)?;
+                configure(&conn).map_err(map_err)?;
+                Reader {
+                    conn,
+                    snapshot: None,
+                }
+            }
+        };
+        if !keep || reader.snapshot != Some(epoch) {
+            reader.end();
+        }
+        if keep && reader.snapshot.is_none() {
+            // DEFERRED: the snapshot is taken by the first statement of `f`,
+            // after `epoch` was read, so it holds at least those commits.
+            reader.conn.execute_batch("BEGIN").map_err(map_err)?;
+            reader.snapshot = Some(epoch);
+        }
+        let result = f(&reader.conn);
+        // After a failure the transaction may be in any state: start over.
+        if result.is_err() || reader.snapshot != Some(self.epoch.current()) {
+            reader.end();
+        }
+        let mut idle = self.idle.lock().expect("reader pool");
+        if idle.len() < POOL {
+            idle.push(reader);
+        }
+        result
+    }
+
+    /// Ends the outdated snapshots of idle connections (the checkpointer
+    /// calls this), so that they hold back neither checkpoints nor the WAL.
+    pub(super) fn release_stale(&self) {
+        let epoch = self.epoch.current();
+        let mut idle = self.idle.lock().expect("reader pool");
+        for reader in idle.iter_mut() {
+            if reader.snapshot.is_some_and(|s| s != epoch) {
+                reader.end();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! On a real database file: pooled readers keep their snapshot between
+    //! reads, yet see every commit made before a read starts, and do not
+    //! hold the WAL once idle.
+
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use nps_api::policy::Role;
+    use rusqlite::Connection;
+    use uuid::Uuid;
+
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{NewUser, Store};
+
+    struct TempDb(PathBuf);
+
+    impl TempDb {
+        fn new() -> TempDb {
+            let dir = std::env::temp_dir().join(format!("nps-readers-{}", Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDb(dir)
+        }
+        fn path(&self) -> PathBuf {
+            self.0.join("nps.db")
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn new_user(login: &str) -> NewUser {
+        NewUser {
+            login: login.into(),
+            role: Role::User,
+            password_hash: "not a hash".into(),
+            totp_secret: "JBSWY3DPEHPK3PXP".into(),
+        }
+    }
+
+    /// Whether a kept-snapshot read finds `login` (users stand in for any
+    /// table here: the store writes them through its writer too).
+    fn kept_sees(store: &SqliteStore, login: &str) -> bool {
+        store
+            .readers
+            .kept(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM users WHERE login = ?1",
+                    [login],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(super::super::map_err)
+            })
+            .unwrap()
+            == 1
+    }
+
+    #[tokio::test]
+    async fn a_kept_snapshot_read_sees_every_commit_of_the_store_made_before_it() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        for i in 0..50 {
+            let login = format!("user{i}");
+            // Pooled readers have read (and kept a snapshot) before the commit.
+            for _ in 0..4 {
+                assert!(!kept_sees(&store, &login));
+            }
+            store.add_user(new_user(&login)).await.unwrap();
+            assert!(
+                kept_sees(&store, &login),
+                "a read after commit {i} did not see it"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn users_and_tokens_are_read_fresh_when_another_process_wrote_them() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        store.add_user(new_user("first")).await.unwrap();
+        assert!(kept_sees(&store, "first"));
+        assert!(store.user_by_login("second").await.unwrap().is_none());
+        // What `nps-server user add` does while the server runs: a commit
+        // the store's writer never counted.
+        let other = Connection::open(db.path()).unwrap();
+        other
+            .execute(
+                "INSERT INTO users (id, login, role, password_hash, totp_secret, created_at) \
+                 VALUES (?1, 'second', 'user', 'x', 'JBSWY3DPEHPK3PXP', 0)",
+                [Uuid::new_v4().to_string()],
+            )
+            .unwrap();
+        assert!(store.user_by_login("second").await.unwrap().is_some());
+        assert_eq!(store.user_count().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_readers_let_the_wal_start_over() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        store.add_user(new_user("first")).await.unwrap();
+        // A reader takes a snapshot and goes back to the pool, idle.
+        assert!(store.user_by_login("first").await.unwrap().is_some());
+        for i in 0..5 {
+            store.add_user(new_user(&format!("more{i}"))).await.unwrap();
+        }
+        // A TRUNCATE checkpoint copies every frame and empties the WAL only
+        // when no reader holds an older snapshot: the checkpointer must end
+        // the idle reader's.
+        let other = Connection::open(db.path()).unwrap();
+        let started = Instant::now();
+        loop {
+            let busy: i64 = other
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .unwrap();
+            if busy == 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "an idle reader still holds an old snapshot"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let wal = std::fs::metadata(db.path().with_extension("db-wal")).unwrap();
+        assert_eq!(wal.len(), 0);
+    }
+}
