@@ -8,7 +8,7 @@ use nps_api::policy::Role;
 use totp_rs::Secret;
 
 use crate::auth::{hash_password, new_totp_secret, otpauth_uri, random_bytes};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite;
 use crate::store::{NewUser, Store};
 
 fn generated_password() -> String {
@@ -92,19 +92,21 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
     if login.is_empty() || login.len() > 256 {
         anyhow::bail!("--login must be 1 to 256 characters");
     }
-    let store = SqliteStore::open(database)?;
     let password = generated_password();
     let secret = new_totp_secret();
     let hash = hash_off_thread(&password).await?;
-    store
-        .add_user(NewUser {
+    // Not `SqliteStore::open`: the server may be running on this file, and
+    // its journal and sessions are its own to apply.
+    sqlite::add_user_alongside(
+        database,
+        NewUser {
             login: login.to_string(),
             role,
             password_hash: hash,
             totp_secret: secret.clone(),
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot add {login}: {e}"))?;
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot add {login}: {e}"))?;
     print_credentials(
         &format!("Added {} user:", role.as_str()),
         login,

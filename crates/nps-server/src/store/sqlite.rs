@@ -82,35 +82,81 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-impl SqliteStore {
-    /// Opens (creating and migrating when needed) the database at `path`.
-    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    anyhow::anyhow!("cannot create the directory {}: {e}", dir.display())
-                })?;
-            }
+/// Opens the database file at `path` in WAL mode, creating and migrating
+/// it when needed: what every process using the file does first.
+fn open_file(path: &Path) -> anyhow::Result<Connection> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create the directory {}: {e}", dir.display())
+            })?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
-        configure(&conn)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        migrate::migrate(&conn, SCHEMA)
-            .map_err(|e| anyhow::anyhow!("cannot migrate the database {}: {e}", path.display()))?;
-        let existing: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if existing.is_none() {
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('node_id', ?1)",
-                params![Uuid::new_v4().to_string()],
-            )?;
-        }
+    }
+    let conn = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+    configure(&conn)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    migrate::migrate(&conn, SCHEMA)
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database {}: {e}", path.display()))?;
+    let existing: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if existing.is_none() {
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('node_id', ?1)",
+            params![Uuid::new_v4().to_string()],
+        )?;
+    }
 
+    Ok(conn)
+}
+
+/// Adds a user from a process other than the server's (`nps-server user
+/// add`), which may be running on the same file: one transaction of its
+/// own, without applying the server's journal or starting a writer, so
+/// the server's sessions are left to the server.
+pub fn add_user_alongside(path: &Path, user: NewUser) -> anyhow::Result<User> {
+    let conn = open_file(path)?;
+    Ok(in_transaction(&conn, || insert_user(&conn, user))?)
+}
+
+/// The one INSERT of a user, for the writer and [`add_user_alongside`].
+fn insert_user(c: &Connection, user: NewUser) -> StoreResult<User> {
+    let id = Uuid::new_v4();
+    c.execute(
+        "INSERT INTO users (id, login, role, password_hash, totp_secret, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            id.to_string(),
+            user.login,
+            user.role.as_str(),
+            user.password_hash,
+            user.totp_secret,
+            to_micros(Utc::now())
+        ],
+    )
+    .map_err(|e| match map_err(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("a user with login {} exists", user.login))
+        }
+        other => other,
+    })?;
+    Ok(User {
+        id,
+        login: user.login,
+        password_hash: user.password_hash,
+        totp_secret: user.totp_secret,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating when needed) the database at `path`,
+    /// applies the end requests it journalled and starts its writer.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        let conn = open_file(path)?;
         journal::replay(&conn).map_err(|e| {
             anyhow::anyhow!(
                 "cannot apply the end requests journalled in {}: {e}",
@@ -549,34 +595,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_user(&self, user: NewUser) -> StoreResult<User> {
-        self.write(move |c| {
-            let id = Uuid::new_v4();
-            c.execute(
-                "INSERT INTO users (id, login, role, password_hash, totp_secret, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    id.to_string(),
-                    user.login,
-                    user.role.as_str(),
-                    user.password_hash,
-                    user.totp_secret,
-                    to_micros(Utc::now())
-                ],
-            )
-            .map_err(|e| match map_err(e) {
-                StoreError::Conflict(_) => {
-                    StoreError::Conflict(format!("a user with login {} exists", user.login))
-                }
-                other => other,
-            })?;
-            Ok(User {
-                id,
-                login: user.login,
-                password_hash: user.password_hash,
-                totp_secret: user.totp_secret,
-            })
-        })
-        .await
+        self.write(move |c| insert_user(c, user)).await
     }
 
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {

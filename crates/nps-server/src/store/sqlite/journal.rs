@@ -776,4 +776,26 @@ mod tests {
             .unwrap();
         assert_eq!(applied.session.session.status, SessionStatus::Cancelled);
     }
+
+    #[tokio::test]
+    async fn a_user_added_by_another_process_leaves_the_servers_journal_alone() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let id = journalled_end(&store, &alice).await;
+        // `nps-server user add` while the server runs.
+        super::super::add_user_alongside(
+            &db.path(),
+            crate::store::NewUser {
+                login: "bob".into(),
+                role: nps_api::policy::Role::User,
+                password_hash: "not a hash".into(),
+                totp_secret: "JBSWY3DPEHPK3PXP".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(db.journal_len(), 1, "the other process applied the journal");
+        assert_eq!(db.stored_status(id), "Active");
+        assert!(store.user_by_login("bob").await.unwrap().is_some());
+    }
 }
