@@ -169,8 +169,12 @@ impl SqliteStore {
         // file, created, written and deleted again on the writer's path
         // (while the engine applied ends: server CPU per sustained end went
         // from 180-199 us to about 158 us in `cargo xtask bench --quick`).
-        // They are a few pages per job: memory holds them. (Set after the
-        // migration, whose index builds may sort more than memory should.)
+        // They are the pages a job changes: a few for a request, at most a
+        // few hundred for a slice of journalled ends, and for the periodic
+        // purge of expired tokens one page per few dozen tokens (10,000
+        // tokens expired since the last purge: about 1 MB). Memory holds
+        // that. (Set after the migration, whose index builds may sort more
+        // than memory should.)
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoints run on their own thread (see checkpoint.rs); the
         // writer's own, past 4,000 pages, only finishes what that thread

@@ -52,8 +52,10 @@ impl Committed {
     }
 }
 
-/// Starts the checkpointer on its own connection to `path`. After each
-/// checkpoint it ends the outdated snapshots of idle `readers`.
+/// Starts the checkpointer on its own connection to `path`. It also ends
+/// the snapshots idle `readers` keep, which would otherwise hold the WAL
+/// (see readers.rs): the outdated ones as soon as it is told of a commit and
+/// before it checkpoints, all of them once the checkpoint is done.
 pub(super) fn start(
     path: &Path,
     epoch: Arc<Epoch>,
@@ -66,11 +68,14 @@ pub(super) fn start(
         .name("nps-sqlite-checkpoint".into())
         .spawn(move || {
             while rx.recv().is_ok() {
+                // Promptly: the writer's own checkpoint may come first.
+                readers.release_stale();
                 std::thread::sleep(INTERVAL);
+                readers.release_stale();
                 // A failure (e.g. a full disk) leaves the pages in the WAL,
                 // where they are durable; the next commit tries again.
-                readers.release_stale();
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                readers.release_all();
             }
         })?;
     Ok(Committed { wake: tx, epoch })
