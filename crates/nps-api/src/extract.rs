@@ -8,7 +8,9 @@
 //! - [`JsonBody`] refuses anything after the JSON value (dropshot stops at the
 //!   end of the first value and ignores the rest, so `6 garbage` read as `6`),
 //!   and answers 415 Unsupported Media Type for a body that is not
-//!   `application/json` (dropshot answers 400).
+//!   `application/json` (dropshot answers 400). A type may also read a body
+//!   that is not quite JSON ([`FromJsonBody`]): the MFA code PowerShell
+//!   sends bare, `012345`.
 //! - [`QueryParams`] names the bad parameter: `take: invalid digit found in
 //!   string` (dropshot: `invalid digit found in string`).
 //! - [`PathParams`] names the bad path parameter: `sessionId: UUID parsing
@@ -50,10 +52,20 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     Ok(value)
 }
 
+/// How a body type is read: as strict JSON ([`parse_json`]) unless the
+/// type says otherwise.
+pub trait FromJsonBody: DeserializeOwned {
+    fn from_json_body(body: &[u8]) -> Result<Self, String> {
+        parse_json(body)
+    }
+}
+
+impl FromJsonBody for i32 {}
+
 #[async_trait]
 impl<T> ExclusiveExtractor for JsonBody<T>
 where
-    T: JsonSchema + DeserializeOwned + Send + Sync + 'static,
+    T: JsonSchema + FromJsonBody + Send + Sync + 'static,
 {
     async fn from_request<Context: ServerContext>(
         rqctx: &RequestContext<Context>,
@@ -75,9 +87,11 @@ where
         }
         // Reading through UntypedBody keeps dropshot's size limit (413).
         let body = UntypedBody::from_request(rqctx, request).await?;
-        parse_json(body.as_bytes()).map(JsonBody).map_err(|e| {
-            HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}"))
-        })
+        T::from_json_body(body.as_bytes())
+            .map(JsonBody)
+            .map_err(|e| {
+                HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}"))
+            })
     }
 
     fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {

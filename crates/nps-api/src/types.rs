@@ -333,7 +333,9 @@ impl<'de> Deserialize<'de> for SignInBody {
 
 /// The MFA code sent to `/signin2fa`: a bare JSON number (`123456`, as the
 /// PowerShell samples send it) or a JSON string (`"123456"`). A number is the
-/// six digits without their leading zeros, so it is at most 999999.
+/// six digits without their leading zeros, so it is at most 999999; six
+/// bare digits with leading zeros (`012345`, which PowerShell sends as typed
+/// though it is not JSON) are read as the code too.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum MfaCode {
@@ -375,6 +377,20 @@ impl<'de> Deserialize<'de> for MfaCode {
             }
         }
         deserializer.deserialize_any(CodeVisitor)
+    }
+}
+
+impl crate::extract::FromJsonBody for ActivitySessionRequest {}
+impl crate::extract::FromJsonBody for SignInBody {}
+
+impl crate::extract::FromJsonBody for MfaCode {
+    fn from_json_body(body: &[u8]) -> Result<Self, String> {
+        let bare = body.trim_ascii();
+        if bare.len() == 6 && bare.starts_with(b"0") && bare.iter().all(u8::is_ascii_digit) {
+            // Checked above: six ASCII digits.
+            return Ok(MfaCode::Text(String::from_utf8_lossy(bare).into_owned()));
+        }
+        crate::extract::parse_json(body)
     }
 }
 
@@ -513,6 +529,26 @@ mod tests {
         assert_eq!(f.digits(), "123456");
         for bad in ["1000000", "91766100026", "-1", "1.5", "null", "[1]"] {
             assert!(serde_json::from_str::<MfaCode>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bare_code_with_leading_zeros_is_read_as_typed() {
+        use crate::extract::FromJsonBody;
+        // PowerShell's `-Body $MfaCode` sends the code as typed.
+        let bare = MfaCode::from_json_body(b" 012345\r\n").unwrap();
+        assert_eq!(bare.digits(), "012345");
+        assert_eq!(
+            MfaCode::from_json_body(b"123456").unwrap().digits(),
+            "123456"
+        );
+        assert_eq!(
+            MfaCode::from_json_body(b"\"000001\"").unwrap().digits(),
+            "000001"
+        );
+        // Anything else with a leading zero is still not JSON.
+        for bad in ["0123", "0123456", "01234x", "012345 6"] {
+            assert!(MfaCode::from_json_body(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 

@@ -404,7 +404,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub value: ::std::option::Option<::std::string::String>,
     }
-    ///The MFA code sent to `/signin2fa`: a bare JSON number (`123456`, as the PowerShell samples send it) or a JSON string (`"123456"`). A number is the six digits without their leading zeros, so it is at most 999999.
+    ///The MFA code sent to `/signin2fa`: a bare JSON number (`123456`, as the PowerShell samples send it) or a JSON string (`"123456"`). A number is the six digits without their leading zeros, so it is at most 999999; six bare digits with leading zeros (`012345`, which PowerShell sends as typed though it is not JSON) are read as the code too.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(untagged)]
     pub enum MfaCode {

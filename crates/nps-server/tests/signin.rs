@@ -108,6 +108,35 @@ async fn property_names_match_without_case_and_codes_may_be_numbers_or_strings()
 }
 
 #[tokio::test]
+async fn a_bare_code_with_leading_zeros_is_read_as_the_code() {
+    // PowerShell's `-Body $MfaCode` sends the code as typed, and one code in
+    // ten starts with 0: `012345` is not JSON, yet it is the code.
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let url = &server.url;
+    let admin = Credentials::admin();
+    let bare = |pre: &str, text: &str| {
+        http.post(format!("{url}/signin2fa"))
+            .bearer_auth(pre)
+            .header("content-type", "application/json")
+            .body(text.to_string())
+            .send()
+    };
+    let pre = pre_token(&http, url, &admin).await;
+    let step = current_step();
+    let wrong = (0..)
+        .map(|n| format!("0{n:05}"))
+        .find(|c| (step - 1..=step + 2).all(|s| code_at_step(&admin.totp_secret, s) != *c))
+        .unwrap();
+    let (status, message) = detail(bare(&pre, &wrong).await.unwrap()).await;
+    assert_eq!(status, 401, "{message}");
+    // The right code, as typed (with its leading zero when it has one).
+    let code = code_at_step(&admin.totp_secret, current_step());
+    let resp = bare(&pre, &code).await.unwrap();
+    assert_eq!(resp.status(), 200, "{code}: {:?}", resp.text().await);
+}
+
+#[tokio::test]
 async fn the_cookie_of_signin_body_carries_the_sign_in_to_signin2fa() {
     let server = TestServer::start();
     let url = &server.url;
