@@ -9,9 +9,11 @@
 //! 1. baseline: `GET /ping`, the unauthenticated, unpublished no-op;
 //! 2. GetByIdAsync over random existing sessions;
 //! 3. DeleteAsync over distinct Active sessions: the same burst at every size
-//!    (the Active sessions of the smallest table), then, where the table has
-//!    enough, a run as long as the others; then the server is SIGKILLed and
-//!    every session answered 202 is looked up in the file;
+//!    (the Active sessions of the smallest table), several times, each on a
+//!    restarted server over fresh Active sessions (the median is shown),
+//!    then, where the table has enough, a run as long as the others; after
+//!    each, the server is SIGKILLed and every session answered 202 is looked
+//!    up in the file;
 //! 4. the baseline again, on the restarted server.
 //!
 //! Each row's ratios are to the mean of the two baselines of its size: the
@@ -47,6 +49,7 @@ options:
   --connections N      wrk connections (default 32)
   --threads N          wrk threads (default 1)
   --end-samples N      sessions ended one at a time per end-latency case (default 1000; quick 100)
+  --bursts N           DeleteAsync bursts per size, the median shown (default 5; quick 3)
   --keep               keep the database and the id files under target/bench/ afterwards
 ";
 
@@ -63,6 +66,8 @@ struct Options {
     /// Sessions a DeleteAsync burst ends: the Active sessions of the
     /// smallest table (the template is never ended).
     burst: u64,
+    /// DeleteAsync bursts per size; the table shows the median.
+    bursts: usize,
     /// Most ids GetByIdAsync picks among (a uniform sample of the table).
     get_sample: u64,
     keep: bool,
@@ -83,6 +88,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         end_samples: if quick { 100 } else { 1000 },
         delete_pool: if quick { 30_000 } else { 200_000 },
         burst: 0,
+        bursts: if quick { 3 } else { 5 },
         get_sample: 100_000,
         keep: false,
     };
@@ -115,6 +121,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--connections" => o.connections = number(value()?)? as u32,
             "--threads" => o.threads = number(value()?)?.max(1) as u32,
             "--end-samples" => o.end_samples = number(value()?)?.max(1) as usize,
+            "--bursts" => o.bursts = number(value()?)?.max(1) as usize,
             other => return Err(format!("unknown option {other}\n\n{USAGE}")),
         }
     }
@@ -242,6 +249,63 @@ struct SizeResult {
     sustained: Option<Row>,
     base: Baseline,
     memory: Memory,
+}
+
+/// What the file showed, after SIGKILL, of the sessions DeleteAsync
+/// answered 202 at one size, over all its runs.
+#[derive(Default)]
+struct Durability {
+    runs: usize,
+    acked: u64,
+    ended: u64,
+    journalled: u64,
+    lost: Vec<String>,
+    /// Sessions answered 202 twice in one run (each id is sent once).
+    twice: u64,
+}
+
+impl Durability {
+    /// Looks up in the file (the server killed) every session of `acked`.
+    fn check(&mut self, db: &Path, acked: &[String]) -> Result<(), String> {
+        let mut unique = acked.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let ended = store::check_ended(db, &unique)?;
+        self.runs += 1;
+        self.acked += acked.len() as u64;
+        self.ended += ended.ended;
+        self.journalled += ended.journalled;
+        self.lost.extend(ended.lost);
+        self.twice += (acked.len() - unique.len()) as u64;
+        Ok(())
+    }
+
+    fn note(&self, sessions: u64) -> String {
+        format!(
+            "DeleteAsync at {}: {} sessions answered 202 in {} runs; after SIGKILL following each \
+             run the file shows {} of them ending or ended ({} of those by their entry in the \
+             journal of end requests, applied when the server started again){}{}.",
+            thousands(sessions),
+            thousands(self.acked),
+            self.runs,
+            thousands(self.ended),
+            thousands(self.journalled),
+            if self.lost.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " and {} still Active or missing (e.g. {})",
+                    self.lost.len(),
+                    self.lost[0]
+                )
+            },
+            if self.twice == 0 {
+                String::new()
+            } else {
+                format!(", and {} were answered twice", self.twice)
+            },
+        )
+    }
 }
 
 impl Bench {
@@ -430,18 +494,54 @@ impl Bench {
             cpu_us: per_request(cpu, get.requests),
         };
 
+        let get_memory = server.memory()?;
+        server.kill();
+
         // The same burst at every size (all the Active sessions of the
-        // smallest table), from an idle engine: the rows to compare sizes.
+        // smallest table), each on a freshly started server with an idle
+        // engine: the rows to compare sizes. A burst lasts tens of ms, too
+        // short for one to mean much on this machine, so there are several,
+        // each over fresh Active sessions (the ended ones are replaced while
+        // the server is stopped, the size stays the same), and the table
+        // shows the median. After each, the server is SIGKILLed and every
+        // session answered 202 is looked up in the file.
         let burst_name = format!("burst of {}", thousands(burst.len() as u64));
-        println!("  DeleteAsync, {burst_name}");
-        let (mut burst_row, mut acked) = self.delete_run(&server, &burst_name, &burst, sessions)?;
+        println!(
+            "  DeleteAsync, {} bursts of {}, each on a restarted server",
+            self.opts.bursts,
+            thousands(burst.len() as u64)
+        );
+        let mut durability = Durability::default();
+        let mut bursts = Vec::new();
+        let mut ids = burst;
+        for k in 0..self.opts.bursts {
+            if k > 0 {
+                store::replace(&self.db, &ids, &self.template, sessions)?;
+                ids = store::active_ids(&self.db, self.opts.burst, &self.template)?;
+            }
+            let server = self.start(None)?;
+            let (row, acked) = self.delete_run(&server, &burst_name, &ids, sessions)?;
+            // No shutdown: what the file holds now is what a crash would leave.
+            server.kill();
+            durability.check(&self.db, &acked)?;
+            bursts.push(row);
+        }
+        bursts.sort_by(|a, b| a.rps.partial_cmp(&b.rps).expect("rates are numbers"));
+        self.notes.push(format!(
+            "DeleteAsync bursts at {}: {} req/s; the table shows the median.",
+            thousands(sessions),
+            bursts
+                .iter()
+                .map(|r| thousands(r.rps.unwrap_or(0.0).round() as u64))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let mut burst_row = bursts[bursts.len() / 2].clone();
 
         // A run as long as the others, with the engine ending sessions
         // alongside, where the table has enough Active sessions for it.
         let mut sustained_row = None;
-        // Idle first: the burst's ends may still be in the journal, their
-        // rows Active, and must not be chosen again.
-        self.wait_idle()?;
+        let server = self.start(None)?;
         let pool = store::active_ids(&self.db, self.opts.delete_pool, &self.template)?;
         if pool.len() as u64 >= 10 * self.opts.burst {
             println!(
@@ -449,42 +549,23 @@ impl Bench {
                 d.as_secs(),
                 thousands(pool.len() as u64)
             );
-            let (row, more) = self.delete_run(&server, "sustained", &pool, sessions)?;
-            acked.extend(more);
-            sustained_row = Some(row);
+            let (row, acked) = self.delete_run(&server, "sustained", &pool, sessions)?;
+            let memory = server.memory()?;
+            server.kill();
+            durability.check(&self.db, &acked)?;
+            sustained_row = Some((row, memory));
+        } else {
+            server.kill();
         }
-        let memory = server.memory()?;
-        // No shutdown: what the file holds now is what a crash would leave.
-        server.kill();
-        let mut unique = acked.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        let ended = store::check_ended(&self.db, &unique)?;
-        let durable = ended.lost.is_empty() && unique.len() == acked.len();
-        self.durable &= durable;
-        self.notes.push(format!(
-            "DeleteAsync at {}: {} sessions answered 202; after SIGKILL the file shows {} of \
-             them ending or ended ({} of those by their entry in the journal of end requests, \
-             applied when the server started again){}{}.",
-            thousands(sessions),
-            thousands(acked.len() as u64),
-            thousands(ended.ended),
-            thousands(ended.journalled),
-            if ended.lost.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " and {} still Active or missing (e.g. {})",
-                    ended.lost.len(),
-                    ended.lost[0]
-                )
-            },
-            if unique.len() == acked.len() {
-                String::new()
-            } else {
-                format!(", and {} were answered twice", acked.len() - unique.len())
-            },
-        ));
+        // The larger of the servers' that answered GetByIdAsync and the
+        // sustained DeleteAsync.
+        let memory = match &sustained_row {
+            Some((_, m)) if m.peak_kib > get_memory.peak_kib => *m,
+            _ => get_memory,
+        };
+        let sustained_row = sustained_row.map(|(row, _)| row);
+        self.durable &= durability.lost.is_empty() && durability.twice == 0;
+        self.notes.push(durability.note(sessions));
 
         // The baseline again, on the restarted server once the engine is
         // idle: the machine is shared, and the ratios are to the mean of the
@@ -511,7 +592,7 @@ impl Bench {
         burst_row.baseline = Some(base);
         self.rows.push(get_row.clone());
         self.rows.push(burst_row.clone());
-        let sustained_row = sustained_row.map(|mut r| {
+        let sustained_row = sustained_row.map(|mut r: Row| {
             r.baseline = Some(base);
             self.rows.push(r.clone());
             r

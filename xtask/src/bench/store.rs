@@ -178,6 +178,31 @@ pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
     })
 }
 
+/// Removes the sessions `ids` (their logs and journalled ends with them) and
+/// seeds fresh Active copies of `template` until the table holds `total`
+/// again: the next DeleteAsync burst ends sessions as the first one did, at
+/// the same size. The server must be stopped.
+pub fn replace(db: &Path, ids: &[String], template: &str, total: u64) -> Result<Seeded, String> {
+    let conn = open(db)?;
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(sql_err("begin removing ended sessions"))?;
+    for sql in [
+        "DELETE FROM end_requests WHERE session_id = ?1",
+        "DELETE FROM session_log WHERE session_id = ?1",
+        "DELETE FROM sessions WHERE id = ?1",
+    ] {
+        let mut stmt = tx.prepare(sql).map_err(sql_err("remove ended sessions"))?;
+        for id in ids.iter().filter(|id| *id != template) {
+            stmt.execute(params![id])
+                .map_err(sql_err("remove ended sessions"))?;
+        }
+    }
+    tx.commit().map_err(sql_err("remove ended sessions"))?;
+    drop(conn);
+    seed(db, template, total)
+}
+
 /// The template must be what seeding assumes (an Active session that started
 /// when it was created, with no pending work), and its log line must read as
 /// [`creation_message`] rebuilds it.
