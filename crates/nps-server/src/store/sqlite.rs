@@ -27,6 +27,8 @@ mod checkpoint;
 mod journal;
 mod migrate;
 mod readers;
+#[cfg(test)]
+mod temp_db;
 mod writer;
 
 use journal::PendingEnds;

@@ -381,7 +381,6 @@ mod tests {
     //! pending until a write settles it or the store is opened again, so
     //! every read path meets it deterministically.
 
-    use std::path::PathBuf;
     use std::sync::Arc;
 
     use chrono::{Duration, Utc};
@@ -390,22 +389,13 @@ mod tests {
     use uuid::Uuid;
 
     use crate::lifecycle::state::Event;
+    use crate::store::sqlite::temp_db::TempDb;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{
         Actor, ExtensionLimits, LogFilter, NewSession, SessionFilter, Store, StoreError,
     };
 
-    struct TempDb(PathBuf);
-
     impl TempDb {
-        fn new() -> TempDb {
-            let dir = std::env::temp_dir().join(format!("nps-journal-{}", Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDb(dir)
-        }
-        fn path(&self) -> PathBuf {
-            self.0.join("nps.db")
-        }
         /// The row as stored, read outside the store.
         fn stored_status(&self, id: Uuid) -> String {
             Connection::open(self.path())
@@ -422,12 +412,6 @@ mod tests {
                 .unwrap()
                 .query_row("SELECT COUNT(*) FROM end_requests", [], |r| r.get(0))
                 .unwrap()
-        }
-    }
-
-    impl Drop for TempDb {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 

@@ -59,14 +59,14 @@ mod tests {
     use rusqlite::Connection;
     use uuid::Uuid;
 
+    use crate::store::sqlite::temp_db::TempDb;
     use crate::store::sqlite::{SqliteStore, SCHEMA};
     use crate::store::Store;
 
     #[tokio::test]
     async fn a_file_with_the_rowid_sessions_table_is_rebuilt_and_keeps_its_sessions() {
-        let dir = std::env::temp_dir().join(format!("nps-migrate-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("nps.db");
+        let db = TempDb::new();
+        let path = db.path();
         // The layout of the first release: the same schema, a rowid table.
         let old = SCHEMA.replace(") WITHOUT ROWID;", ");");
         assert_ne!(old, SCHEMA);
@@ -127,6 +127,5 @@ mod tests {
         // Opening again changes nothing.
         let store = SqliteStore::open(&path).unwrap();
         assert!(store.session(id).await.unwrap().is_some());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

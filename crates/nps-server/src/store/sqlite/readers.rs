@@ -179,34 +179,15 @@ mod tests {
     //! reads, yet see every commit made before a read starts, and do not
     //! keep the WAL from starting over while idle.
 
-    use std::path::PathBuf;
     use std::time::Duration;
 
     use nps_api::policy::Role;
     use rusqlite::Connection;
     use uuid::Uuid;
 
+    use crate::store::sqlite::temp_db::TempDb;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{NewUser, Store};
-
-    struct TempDb(PathBuf);
-
-    impl TempDb {
-        fn new() -> TempDb {
-            let dir = std::env::temp_dir().join(format!("nps-readers-{}", Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDb(dir)
-        }
-        fn path(&self) -> PathBuf {
-            self.0.join("nps.db")
-        }
-    }
-
-    impl Drop for TempDb {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn new_user(login: &str) -> NewUser {
         NewUser {
