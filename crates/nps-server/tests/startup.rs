@@ -1,10 +1,11 @@
 //! What a deployer sees when starting `nps-server`: the first Admin's
-//! credentials printed once, and the refusal to send tokens in clear.
+//! credentials printed once, the refusal to send tokens in clear, and the
+//! refusal to start a second server on a database another one is using.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use nps_testkit::{server_binary, sign_in, Credentials};
+use nps_testkit::{server_binary, sign_in, Credentials, TestServer};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nps-startup-{name}-{}", uuid::Uuid::new_v4()));
@@ -86,4 +87,23 @@ async fn the_first_start_prints_generated_credentials_once_and_they_sign_in() {
     second.kill().unwrap();
     second.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_second_server_on_a_database_in_use_is_refused_and_the_first_goes_on() {
+    let mut first = TestServer::start();
+    let mut second = first.command();
+    let out = second.stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another process is using the database") && stderr.contains("--database"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    // The first still answers; once it is gone (SIGKILL: the kernel drops
+    // its lock), a server starts on the same file.
+    sign_in(&first.url, &Credentials::admin()).await;
+    first.restart();
+    sign_in(&first.url, &Credentials::admin()).await;
 }

@@ -26,6 +26,7 @@ use crate::lifecycle::state::{self, Event, Outcome, Phase, Work};
 mod checkpoint;
 mod journal;
 mod migrate;
+mod owner;
 mod readers;
 #[cfg(test)]
 mod temp_db;
@@ -66,6 +67,8 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     /// Ends journalled by DeleteAsync and not yet applied to their rows.
     pending: Arc<PendingEnds>,
+    /// This process is the file's one server (see owner.rs).
+    _owner: owner::Owner,
 }
 
 /// Runs `f` in one immediate transaction on `conn` (outside the writer
@@ -84,9 +87,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Opens the database file at `path` in WAL mode, creating and migrating
-/// it when needed: what every process using the file does first.
-fn open_file(path: &Path) -> anyhow::Result<Connection> {
+/// Creates the directory the database file goes in.
+fn create_parent(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -94,6 +96,13 @@ fn open_file(path: &Path) -> anyhow::Result<Connection> {
             })?;
         }
     }
+    Ok(())
+}
+
+/// Opens the database file at `path` in WAL mode, creating and migrating
+/// it when needed: only by a process that holds the file's lock (see
+/// owner.rs), so no server is running on it meanwhile.
+fn open_file(path: &Path, _owner: &owner::Owner) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
     configure(&conn)?;
@@ -117,11 +126,31 @@ fn open_file(path: &Path) -> anyhow::Result<Connection> {
 }
 
 /// Adds a user from a process other than the server's (`nps-server user
-/// add`), which may be running on the same file: one transaction of its
-/// own, without applying the server's journal or starting a writer, so
-/// the server's sessions are left to the server.
+/// add`). With no server running it creates or migrates the file as the
+/// server would. With a server running (it holds the file's lock) it only
+/// inserts the user, in one transaction of its own: no migration under the
+/// server, no journal applied, no session touched; and when the file's
+/// schema is not this version's, it refuses rather than migrate it.
 pub fn add_user_alongside(path: &Path, user: NewUser) -> anyhow::Result<User> {
-    let conn = open_file(path)?;
+    create_parent(path)?;
+    let conn = match owner::try_own(path)? {
+        Some(owner) => open_file(path, &owner)?,
+        None => {
+            let conn = Connection::open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+            configure(&conn)?;
+            if !migrate::is_current(&conn, SCHEMA)? {
+                anyhow::bail!(
+                    "the nps-server running on {} has not brought it to this version's \
+                     schema, and adding a user would mean migrating the file under it: \
+                     restart that server with this version (it migrates the file when it \
+                     starts), then add the user",
+                    path.display()
+                );
+            }
+            conn
+        }
+    };
     Ok(in_transaction(&conn, || insert_user(&conn, user))?)
 }
 
@@ -155,10 +184,13 @@ fn insert_user(c: &Connection, user: NewUser) -> StoreResult<User> {
 }
 
 impl SqliteStore {
-    /// Opens (creating and migrating when needed) the database at `path`,
-    /// applies the end requests it journalled and starts its writer.
+    /// Takes the file's lock (one server per file, see owner.rs), opens
+    /// (creating and migrating when needed) the database at `path`, applies
+    /// the end requests it journalled and starts its writer.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        let conn = open_file(path)?;
+        create_parent(path)?;
+        let owner = owner::own(path)?;
+        let conn = open_file(path, &owner)?;
         journal::replay(&conn).map_err(|e| {
             anyhow::anyhow!(
                 "cannot apply the end requests journalled in {}: {e}",
@@ -195,6 +227,7 @@ impl SqliteStore {
             writer: Mutex::new(tx),
             readers,
             pending,
+            _owner: owner,
         })
     }
 

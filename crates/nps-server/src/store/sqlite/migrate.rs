@@ -41,6 +41,38 @@ fn rebuild(conn: &Connection, schema: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether the file behind `conn` already has `schema`, so that a process
+/// which must not migrate it (`nps-server user add` beside a running
+/// server) may write to it: every table and index the schema creates exists,
+/// and `sessions` has its current layout. Every change of the schema so far
+/// added objects or rebuilt `sessions`; one that changes a table in place
+/// must be told apart here too.
+pub(super) fn is_current(conn: &Connection, schema: &str) -> rusqlite::Result<bool> {
+    if sessions_has_rowid(conn)? {
+        return Ok(false);
+    }
+    let mut exists = conn.prepare(
+        "SELECT count(*) FROM sqlite_master WHERE name = ?1 AND type IN ('table', 'index')",
+    )?;
+    for name in schema_objects(schema) {
+        let n: i64 = exists.query_row([name], |r| r.get(0))?;
+        if n == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The names of the tables and indexes `schema` creates (each statement
+/// says `CREATE ... IF NOT EXISTS name`).
+fn schema_objects(schema: &str) -> impl Iterator<Item = &str> {
+    schema.split("IF NOT EXISTS").skip(1).filter_map(|rest| {
+        rest.split_whitespace()
+            .next()
+            .map(|name| name.trim_end_matches('('))
+    })
+}
+
 /// Files made before `sessions` became a WITHOUT ROWID table (a lookup by id
 /// then read an index leaf and a table leaf; now one leaf).
 fn sessions_has_rowid(conn: &Connection) -> rusqlite::Result<bool> {
@@ -57,6 +89,8 @@ fn sessions_has_rowid(conn: &Connection) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
+
+    use super::{is_current, schema_objects};
     use uuid::Uuid;
 
     use crate::store::sqlite::temp_db::TempDb;
@@ -127,5 +161,99 @@ mod tests {
         // Opening again changes nothing.
         let store = SqliteStore::open(&path).unwrap();
         assert!(store.session(id).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn the_schema_names_every_table_and_index_it_creates() {
+        let names: Vec<&str> = schema_objects(SCHEMA).collect();
+        assert_eq!(names.len(), SCHEMA.matches("CREATE ").count(), "{names:?}");
+        for name in [
+            "meta",
+            "users",
+            "tokens",
+            "sessions",
+            "session_log",
+            "end_requests",
+        ] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        for index in super::SESSION_INDEXES {
+            assert!(names.contains(&index), "{index} in {names:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_file_with_every_object_and_the_current_layout_is_current() {
+        let db = TempDb::new();
+        let path = db.path();
+        let conn = Connection::open(&path).unwrap();
+        assert!(!is_current(&conn, SCHEMA).unwrap(), "an empty file");
+        conn.execute_batch(&SCHEMA.replace(") WITHOUT ROWID;", ");"))
+            .unwrap();
+        assert!(!is_current(&conn, SCHEMA).unwrap(), "the rowid layout");
+        drop(conn);
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        assert!(is_current(&conn, SCHEMA).unwrap(), "as the server left it");
+        conn.execute_batch("DROP INDEX sessions_active_end")
+            .unwrap();
+        assert!(!is_current(&conn, SCHEMA).unwrap(), "an index missing");
+    }
+
+    #[tokio::test]
+    async fn a_user_is_not_added_beside_a_running_server_to_a_file_it_has_not_migrated() {
+        let db = TempDb::new();
+        let path = db.path();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&SCHEMA.replace(") WITHOUT ROWID;", ");"))
+            .unwrap();
+        let bob = || crate::store::NewUser {
+            login: "bob".into(),
+            role: nps_api::policy::Role::User,
+            password_hash: "not a hash".into(),
+            totp_secret: "JBSWY3DPEHPK3PXP".into(),
+        };
+        let users = |path: &std::path::Path| -> i64 {
+            Connection::open(path)
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+                .unwrap()
+        };
+
+        // An older server running on the file holds its lock.
+        let server = crate::store::sqlite::owner::own(&path).unwrap();
+        let err = crate::store::sqlite::add_user_alongside(&path, bob()).unwrap_err();
+        assert!(err.to_string().contains("restart that server"), "{err}");
+        assert_eq!(users(&path), 0);
+        let conn = Connection::open(&path).unwrap();
+        assert!(
+            !is_current(&conn, SCHEMA).unwrap(),
+            "migrated under the server"
+        );
+        drop(conn);
+
+        // Once it stopped, `user add` migrates the file itself.
+        drop(server);
+        crate::store::sqlite::add_user_alongside(&path, bob()).unwrap();
+        assert_eq!(users(&path), 1);
+        let conn = Connection::open(&path).unwrap();
+        assert!(is_current(&conn, SCHEMA).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_second_server_on_the_same_file_is_refused_until_the_first_is_gone() {
+        let db = TempDb::new();
+        let path = db.path();
+        let first = SqliteStore::open(&path).unwrap();
+        let err = SqliteStore::open(&path).err().expect("a second server");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("another process is using the database"),
+            "{msg}"
+        );
+        assert!(msg.contains("--database"), "{msg}");
+        drop(first);
+        SqliteStore::open(&path).unwrap();
     }
 }
