@@ -68,7 +68,10 @@ pub(super) fn start(
         .name("nps-sqlite-checkpoint".into())
         .spawn(move || {
             while rx.recv().is_ok() {
-                // Promptly: the writer's own checkpoint may come first.
+                // At once, and again just before the checkpoint: an idle
+                // outdated snapshot would also limit the writer's own
+                // checkpoint, which a later COMMIT runs once the WAL passes
+                // WRITER_PAGES.
                 readers.release_stale();
                 std::thread::sleep(INTERVAL);
                 readers.release_stale();

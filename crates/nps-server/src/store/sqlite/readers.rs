@@ -24,9 +24,13 @@
 //! copying the frames after it). So a connection ends an outdated snapshot
 //! when it goes back to the pool, and the checkpointer ends those of idle
 //! connections as soon as it is told of a commit ([`Readers::release_stale`])
-//! and all of them once its checkpoint is done ([`Readers::release_all`]):
-//! a read that begins when every frame is copied takes no slot at all, and
-//! the writer's next transaction can start the WAL over.
+//! and all of them once its checkpoint is done ([`Readers::release_all`]).
+//! A read that begins when every frame is copied takes slot 0 (it reads the
+//! database file alone), which the writer's next transaction does not need
+//! to start the WAL over; a checkpoint does wait for it, but such a snapshot
+//! is outdated by the next commit and ended by `release_stale` before the
+//! checkpointer copies that commit, unless a request is reading from it at
+//! that moment (the next checkpoint then copies what this one left).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -164,7 +168,8 @@ impl Readers {
 
     /// Ends every idle connection's snapshot (the checkpointer calls this
     /// after a checkpoint): the next read of each begins a new one, which
-    /// holds no slot of the WAL index if every frame has been copied.
+    /// holds only slot 0 of the WAL index if every frame has been copied,
+    /// and that slot does not keep the writer from starting the WAL over.
     pub(super) fn release_all(&self) {
         self.idle
             .lock()
@@ -198,43 +203,51 @@ mod tests {
         }
     }
 
-    /// Whether a kept-snapshot read finds `login` (users stand in for any
-    /// table here: the store writes them through its writer too).
-    fn kept_sees(store: &SqliteStore, login: &str) -> bool {
-        store
-            .readers
-            .kept(|c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM users WHERE login = ?1",
-                    [login],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(super::super::map_err)
-            })
-            .unwrap()
+    /// Whether the connection's snapshot holds `login` (users stand in for
+    /// any table here: the store writes them through its writer too).
+    fn sees(c: &Connection, login: &str) -> bool {
+        c.query_row(
+            "SELECT COUNT(*) FROM users WHERE login = ?1",
+            [login],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
             == 1
+    }
+
+    /// Whether a kept-snapshot read finds `login`.
+    fn kept_sees(store: &SqliteStore, login: &str) -> bool {
+        store.readers.kept(|c| Ok(sees(c, login))).unwrap()
     }
 
     #[tokio::test]
     async fn a_kept_snapshot_read_sees_every_commit_of_the_store_made_before_it() {
         let db = TempDb::new();
         let store = SqliteStore::open(&db.path()).unwrap();
-        for i in 0..50 {
-            let login = format!("user{i}");
-            // Two pooled connections keep a snapshot from before the commit
-            // (a read inside a read takes a second connection).
-            store
+        // Two pooled connections, each with a snapshot: a read inside a read
+        // takes a second connection, and the pool hands them out last in,
+        // first out, so the outer read gets the same one every time.
+        let both_see = |login: &str| -> (bool, bool) {
+            let mut inner = false;
+            let outer = store
                 .readers
-                .kept(|_| {
-                    assert!(!kept_sees(&store, &login));
-                    Ok(())
+                .kept(|c| {
+                    let outer = sees(c, login);
+                    inner = kept_sees(&store, login);
+                    Ok(outer)
                 })
                 .unwrap();
-            assert!(!kept_sees(&store, &login));
+            (outer, inner)
+        };
+        for i in 0..50 {
+            let login = format!("user{i}");
+            // Both snapshots were taken after the previous commit, before this one.
+            assert_eq!(both_see(&login), (false, false));
             store.add_user(new_user(&login)).await.unwrap();
-            assert!(
-                kept_sees(&store, &login),
-                "a read after commit {i} did not see it"
+            assert_eq!(
+                both_see(&login),
+                (true, true),
+                "(outer, inner) reads after commit {i}"
             );
         }
     }
