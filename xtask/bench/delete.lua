@@ -82,7 +82,9 @@ function response(status, headers, body)
    last_us = report.now_us()
    if status == 202 then
       local location = headers["location"] or headers["Location"] or ""
-      acked[#acked + 1] = location:match("([^/]+)$")
+      -- A 202 without the session's id still counts: the check cannot find
+      -- it on disk, so it shows up as lost rather than unseen.
+      acked[#acked + 1] = location:match("([^/]+)$") or "(a 202 without Location)"
    else
       others = others + 1
       if others <= 3 then

@@ -282,8 +282,8 @@ pub struct Ended {
     pub ended: u64,
     /// Of those, ends still in the journal (applied when the server starts).
     pub journalled: u64,
-    /// Still Active with no end journalled, or missing: a 202 that did not
-    /// reach the disk.
+    /// Still Active with no end journalled, missing, or in a status an end
+    /// does not lead to: a 202 that did not reach the disk.
     pub lost: Vec<String>,
 }
 
@@ -310,8 +310,10 @@ pub fn check_ended(db: &Path, ids: &[String]) -> Result<Ended, String> {
                 ended.ended += 1;
                 ended.journalled += 1;
             }
+            Some("Cancelling" | "Cancelled") => ended.ended += 1,
             Some("Active") | None => ended.lost.push(id.clone()),
-            Some(_) => ended.ended += 1,
+            // Only Active sessions are ended here: any other status is wrong.
+            Some(other) => ended.lost.push(format!("{id} ({other})")),
         }
     }
     Ok(ended)
