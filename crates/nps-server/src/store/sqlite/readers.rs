@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{configure, map_err};
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 
 /// Most idle connections kept.
 const POOL: usize = 16;
@@ -110,28 +110,19 @@ impl Readers {
 
     fn run<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>, keep: bool) -> StoreResult<T> {
         let epoch = self.epoch.current();
-        let reader = self.idle.lock().expect("reader pool").pop();
-        let mut reader = match reader {
-            Some(r) => r,
-            None => {
-                let conn = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(map_err)?;
-                configure(&conn).map_err(map_err)?;
-                Reader {
-                    conn,
-                    snapshot: None,
+        let pooled = self.idle.lock().expect("reader pool").pop();
+        let mut reader = match pooled {
+            Some(mut r) => {
+                if (keep && r.snapshot == Some(epoch)) || r.end() {
+                    r
+                } else {
+                    // It could not end its old snapshot: dropped, and a new
+                    // connection serves the read.
+                    self.open()?
                 }
             }
+            None => self.open()?,
         };
-        if (!keep || reader.snapshot != Some(epoch)) && !reader.end() {
-            // Dropped: the next read opens a new connection.
-            return Err(StoreError::Internal(
-                "a read connection could not end its transaction".into(),
-            ));
-        }
         if keep && reader.snapshot.is_none() {
             // DEFERRED: the snapshot is taken by the first statement of `f`,
             // after `epoch` was read, so it holds at least those commits.
@@ -154,6 +145,19 @@ impl Readers {
             idle.push(reader);
         }
         result
+    }
+
+    fn open(&self) -> StoreResult<Reader> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(map_err)?;
+        configure(&conn).map_err(map_err)?;
+        Ok(Reader {
+            conn,
+            snapshot: None,
+        })
     }
 
     /// Ends the outdated snapshots of idle connections, so that they hold
