@@ -366,7 +366,8 @@ impl<'de> Deserialize<'de> for MfaCode {
             }
             fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<MfaCode, E> {
                 // JSON Schema counts 123456.0 as an integer.
-                if n.fract() == 0.0 && (0.0..=999_999.0).contains(&n) {
+                // Not -0 or -0.0: a code has no sign.
+                if n.fract() == 0.0 && n.is_sign_positive() && n <= 999_999.0 {
                     Ok(MfaCode::Number(n as u32))
                 } else {
                     Err(E::custom(TOO_BIG))
@@ -527,7 +528,16 @@ mod tests {
         assert_eq!(s.digits(), "654321");
         let f: MfaCode = serde_json::from_str("123456.0").unwrap();
         assert_eq!(f.digits(), "123456");
-        for bad in ["1000000", "91766100026", "-1", "1.5", "null", "[1]"] {
+        for bad in [
+            "1000000",
+            "91766100026",
+            "-1",
+            "-0",
+            "-0.0",
+            "1.5",
+            "null",
+            "[1]",
+        ] {
             assert!(serde_json::from_str::<MfaCode>(bad).is_err(), "{bad}");
         }
     }
