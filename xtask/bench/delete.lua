@@ -84,7 +84,8 @@ function response(status, headers, body)
       local location = headers["location"] or headers["Location"] or ""
       -- A 202 without the session's id still counts: the check cannot find
       -- it on disk, so it shows up as lost rather than unseen.
-      acked[#acked + 1] = location:match("([^/]+)$") or "(a 202 without Location)"
+      acked[#acked + 1] = location:match("([^/]+)$")
+         or ("(202 without a Location, thread " .. tid .. ", answer " .. answered .. ")")
    else
       others = others + 1
       if others <= 3 then

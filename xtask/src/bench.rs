@@ -294,7 +294,7 @@ impl Durability {
                 String::new()
             } else {
                 format!(
-                    " and {} still Active or missing (e.g. {})",
+                    " and {} still Active, missing or in another status (e.g. {})",
                     self.lost.len(),
                     self.lost[0]
                 )

@@ -126,31 +126,39 @@ fn open_file(path: &Path, _owner: &owner::Owner) -> anyhow::Result<Connection> {
 }
 
 /// Adds a user from a process other than the server's (`nps-server user
-/// add`). With no server running it creates or migrates the file as the
-/// server would. With a server running (it holds the file's lock) it only
-/// inserts the user, in one transaction of its own: no migration under the
-/// server, no journal applied, no session touched; and when the file's
-/// schema is not this version's, it refuses rather than migrate it.
+/// add`), which may run beside a server on the same file: one INSERT in a
+/// transaction of its own, with no journal applied and no session touched.
+/// It creates a new file when no server holds it, but never migrates an
+/// existing one: a server of an earlier version, which took no lock, may be
+/// running on it, so that is left to this version's server when it starts.
 pub fn add_user_alongside(path: &Path, user: NewUser) -> anyhow::Result<User> {
     create_parent(path)?;
-    let conn = match owner::try_own(path)? {
-        Some(owner) => open_file(path, &owner)?,
-        None => {
-            let conn = Connection::open(path)
-                .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
-            configure(&conn)?;
-            if !migrate::is_current(&conn, SCHEMA)? {
-                anyhow::bail!(
-                    "the nps-server running on {} has not brought it to this version's \
-                     schema, and adding a user would mean migrating the file under it: \
-                     restart that server with this version (it migrates the file when it \
-                     starts), then add the user",
-                    path.display()
-                );
+    let owner = owner::try_own(path)?;
+    let conn = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+    configure(&conn)?;
+    if !migrate::is_current(&conn, SCHEMA)? {
+        let empty: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+        drop(conn);
+        match owner {
+            Some(owner) if empty == 0 => {
+                let conn = open_file(path, &owner)?;
+                return Ok(in_transaction(&conn, || insert_user(&conn, user))?);
             }
-            conn
+            Some(_) => anyhow::bail!(
+                "{} was written by an earlier nps-server: start this version's \
+                 nps-server on it once (it migrates the file), then add the user",
+                path.display()
+            ),
+            None => anyhow::bail!(
+                "{} is in use by another process (a running nps-server, or another \
+                 `nps-server user add`) and does not have this version's schema yet: \
+                 if an earlier nps-server is running on it, restart it with this \
+                 version (it migrates the file when it starts), then add the user",
+                path.display()
+            ),
         }
-    };
+    }
     Ok(in_transaction(&conn, || insert_user(&conn, user))?)
 }
 

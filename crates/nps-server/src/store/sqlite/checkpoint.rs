@@ -85,14 +85,20 @@ pub(super) fn start(
                 readers.release_stale();
                 // A failure (e.g. a full disk) leaves the pages in the WAL,
                 // where they are durable; the next commit tries again.
-                let frames = conn
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
-                    .unwrap_or(0);
+                let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                });
                 // Past WRITER_PAGES the WAL did not start over when it
                 // should have: snapshots kept by busy readers hold it (see
                 // readers.rs). Reads then end theirs after each statement
-                // until it has.
-                readers.keep_snapshots(frames < WRITER_PAGES);
+                // until it has. A checkpoint that could not run (busy: the
+                // writer's own was running; or an error) tells nothing of
+                // the WAL's size, and changes nothing.
+                if let Ok((0, frames)) = result {
+                    if frames >= 0 {
+                        readers.keep_snapshots(frames < WRITER_PAGES);
+                    }
+                }
                 readers.release_all();
             }
         })?;

@@ -201,7 +201,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_user_is_not_added_beside_a_running_server_to_a_file_it_has_not_migrated() {
+    async fn user_add_never_migrates_an_existing_file() {
         let db = TempDb::new();
         let path = db.path();
         Connection::open(&path)
@@ -221,22 +221,43 @@ mod tests {
                 .unwrap()
         };
 
-        // An older server running on the file holds its lock.
-        let server = crate::store::sqlite::owner::own(&path).unwrap();
+        let unchanged = |path: &std::path::Path| {
+            assert_eq!(users(path), 0);
+            let conn = Connection::open(path).unwrap();
+            assert!(!is_current(&conn, SCHEMA).unwrap(), "migrated by user add");
+        };
+        // With the lock held (a server of this version, or another user add).
+        let holder = crate::store::sqlite::owner::own(&path).unwrap();
         let err = crate::store::sqlite::add_user_alongside(&path, bob()).unwrap_err();
-        assert!(err.to_string().contains("restart that server"), "{err}");
-        assert_eq!(users(&path), 0);
-        let conn = Connection::open(&path).unwrap();
         assert!(
-            !is_current(&conn, SCHEMA).unwrap(),
-            "migrated under the server"
+            err.to_string().contains("restart it with this version"),
+            "{err}"
         );
-        drop(conn);
+        unchanged(&path);
+        // With no lock held: a server of an earlier version, which took
+        // none, may be running on it.
+        drop(holder);
+        let err = crate::store::sqlite::add_user_alongside(&path, bob()).unwrap_err();
+        assert!(err.to_string().contains("start this version's"), "{err}");
+        unchanged(&path);
 
-        // Once it stopped, `user add` migrates the file itself.
-        drop(server);
+        // Once this version's server opened it, `user add` adds the user.
+        drop(SqliteStore::open(&path).unwrap());
         crate::store::sqlite::add_user_alongside(&path, bob()).unwrap();
         assert_eq!(users(&path), 1);
+    }
+
+    #[tokio::test]
+    async fn user_add_creates_a_new_file_itself() {
+        let db = TempDb::new();
+        let path = db.path();
+        let user = crate::store::NewUser {
+            login: "bob".into(),
+            role: nps_api::policy::Role::User,
+            password_hash: "not a hash".into(),
+            totp_secret: "JBSWY3DPEHPK3PXP".into(),
+        };
+        crate::store::sqlite::add_user_alongside(&path, user).unwrap();
         let conn = Connection::open(&path).unwrap();
         assert!(is_current(&conn, SCHEMA).unwrap());
     }

@@ -17,9 +17,24 @@ pub(super) struct Owner {
     _file: File,
 }
 
-/// The lock file beside the database.
+/// The lock file beside the database, named after its real path (its
+/// directory's symbolic links resolved) so that two names for one file
+/// share one lock.
 pub(super) fn lock_path(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
+    let real = std::fs::canonicalize(database).unwrap_or_else(|_| {
+        // Not created yet: the directory exists (the caller made it).
+        match (database.parent(), database.file_name()) {
+            (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| database.to_path_buf()),
+            _ => database.to_path_buf(),
+        }
+    });
+    let mut name = real.into_os_string();
     name.push(".lock");
     PathBuf::from(name)
 }
@@ -40,8 +55,15 @@ pub(super) fn try_own(database: &Path) -> anyhow::Result<Option<Owner>> {
     }
 }
 
-/// Takes the lock for a server, or says who holds it and what to do.
+/// Takes the lock for a server, or says who holds it and what to do. It
+/// waits a little first: `nps-server user add` holds it for a moment.
 pub(super) fn own(database: &Path) -> anyhow::Result<Owner> {
+    for _ in 0..20 {
+        if let Some(owner) = try_own(database)? {
+            return Ok(owner);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     try_own(database)?.ok_or_else(|| {
         anyhow::anyhow!(
             "another process is using the database {} (it holds {}): an nps-server \

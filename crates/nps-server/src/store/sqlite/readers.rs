@@ -113,6 +113,10 @@ impl Readers {
     }
 
     fn run<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>, keep: bool) -> StoreResult<T> {
+        // While the WAL must start over (see checkpoint.rs) a read that
+        // would keep its snapshot still runs in one transaction, so its
+        // statements agree, but ends it when done.
+        let wants_snapshot = keep;
         let keep = keep && self.keeping.load(Ordering::Relaxed);
         let epoch = self.epoch.current();
         let pooled = self.idle.lock().expect("reader pool").pop();
@@ -128,7 +132,7 @@ impl Readers {
             }
             None => self.open()?,
         };
-        if keep && reader.snapshot.is_none() {
+        if wants_snapshot && reader.snapshot.is_none() {
             // DEFERRED: the snapshot is taken by the first statement of `f`,
             // after `epoch` was read, so it holds at least those commits.
             reader.conn.execute_batch("BEGIN").map_err(map_err)?;
@@ -143,7 +147,7 @@ impl Readers {
         // after this is followed by a `release_stale`, which then finds
         // this connection in the pool.
         let mut idle = self.idle.lock().expect("reader pool");
-        if reader.snapshot != Some(self.epoch.current()) && !reader.end() {
+        if (!keep || reader.snapshot != Some(self.epoch.current())) && !reader.end() {
             return result;
         }
         if idle.len() < POOL {
