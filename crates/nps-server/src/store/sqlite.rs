@@ -99,13 +99,19 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A read-write connection to the file at `path` (created if missing).
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
 /// Opens the database file at `path` in WAL mode, creating and migrating
 /// it when needed: only by a process that holds the file's lock (see
 /// owner.rs), so no server is running on it meanwhile.
 fn open_file(path: &Path, _owner: &owner::Owner) -> anyhow::Result<Connection> {
-    let conn = Connection::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
-    configure(&conn)?;
+    let conn = connect(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     migrate::migrate(&conn, SCHEMA)
@@ -134,9 +140,7 @@ fn open_file(path: &Path, _owner: &owner::Owner) -> anyhow::Result<Connection> {
 pub fn add_user_alongside(path: &Path, user: NewUser) -> anyhow::Result<User> {
     create_parent(path)?;
     let owner = owner::try_own(path)?;
-    let conn = Connection::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
-    configure(&conn)?;
+    let conn = connect(path)?;
     if !migrate::is_current(&conn, SCHEMA)? {
         let empty: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
         drop(conn);

@@ -94,10 +94,8 @@ pub(super) fn start(
                 // until it has. A checkpoint that could not run (busy: the
                 // writer's own was running; or an error) tells nothing of
                 // the WAL's size, and changes nothing.
-                if let Ok((0, frames)) = result {
-                    if frames >= 0 {
-                        readers.keep_snapshots(frames < WRITER_PAGES);
-                    }
+                if let Ok((0, frames @ 0..)) = result {
+                    readers.keep_snapshots(frames < WRITER_PAGES);
                 }
                 readers.release_all();
             }

@@ -389,7 +389,7 @@ mod tests {
     use uuid::Uuid;
 
     use crate::lifecycle::state::Event;
-    use crate::store::sqlite::temp_db::TempDb;
+    use crate::store::sqlite::temp_db::{new_user, TempDb};
     use crate::store::sqlite::SqliteStore;
     use crate::store::{
         Actor, ExtensionLimits, LogFilter, NewSession, SessionFilter, Store, StoreError,
@@ -768,16 +768,7 @@ mod tests {
         let alice = user();
         let id = journalled_end(&store, &alice).await;
         // `nps-server user add` while the server runs.
-        super::super::add_user_alongside(
-            &db.path(),
-            crate::store::NewUser {
-                login: "bob".into(),
-                role: nps_api::policy::Role::User,
-                password_hash: "not a hash".into(),
-                totp_secret: "JBSWY3DPEHPK3PXP".into(),
-            },
-        )
-        .unwrap();
+        super::super::add_user_alongside(&db.path(), new_user("bob")).unwrap();
         assert_eq!(db.journal_len(), 1, "the other process applied the journal");
         assert_eq!(db.stored_status(id), "Active");
         assert!(store.user_by_login("bob").await.unwrap().is_some());

@@ -93,7 +93,7 @@ mod tests {
     use super::{is_current, schema_objects};
     use uuid::Uuid;
 
-    use crate::store::sqlite::temp_db::TempDb;
+    use crate::store::sqlite::temp_db::{new_user, TempDb};
     use crate::store::sqlite::{SqliteStore, SCHEMA};
     use crate::store::Store;
 
@@ -208,12 +208,6 @@ mod tests {
             .unwrap()
             .execute_batch(&SCHEMA.replace(") WITHOUT ROWID;", ");"))
             .unwrap();
-        let bob = || crate::store::NewUser {
-            login: "bob".into(),
-            role: nps_api::policy::Role::User,
-            password_hash: "not a hash".into(),
-            totp_secret: "JBSWY3DPEHPK3PXP".into(),
-        };
         let users = |path: &std::path::Path| -> i64 {
             Connection::open(path)
                 .unwrap()
@@ -228,7 +222,7 @@ mod tests {
         };
         // With the lock held (a server of this version, or another user add).
         let holder = crate::store::sqlite::owner::own(&path).unwrap();
-        let err = crate::store::sqlite::add_user_alongside(&path, bob()).unwrap_err();
+        let err = crate::store::sqlite::add_user_alongside(&path, new_user("bob")).unwrap_err();
         assert!(
             err.to_string().contains("restart it with this version"),
             "{err}"
@@ -237,13 +231,13 @@ mod tests {
         // With no lock held: a server of an earlier version, which took
         // none, may be running on it.
         drop(holder);
-        let err = crate::store::sqlite::add_user_alongside(&path, bob()).unwrap_err();
+        let err = crate::store::sqlite::add_user_alongside(&path, new_user("bob")).unwrap_err();
         assert!(err.to_string().contains("start this version's"), "{err}");
         unchanged(&path);
 
         // Once this version's server opened it, `user add` adds the user.
         drop(SqliteStore::open(&path).unwrap());
-        crate::store::sqlite::add_user_alongside(&path, bob()).unwrap();
+        crate::store::sqlite::add_user_alongside(&path, new_user("bob")).unwrap();
         assert_eq!(users(&path), 1);
     }
 
@@ -251,13 +245,7 @@ mod tests {
     async fn user_add_creates_a_new_file_itself() {
         let db = TempDb::new();
         let path = db.path();
-        let user = crate::store::NewUser {
-            login: "bob".into(),
-            role: nps_api::policy::Role::User,
-            password_hash: "not a hash".into(),
-            totp_secret: "JBSWY3DPEHPK3PXP".into(),
-        };
-        crate::store::sqlite::add_user_alongside(&path, user).unwrap();
+        crate::store::sqlite::add_user_alongside(&path, new_user("bob")).unwrap();
         let conn = Connection::open(&path).unwrap();
         assert!(is_current(&conn, SCHEMA).unwrap());
     }

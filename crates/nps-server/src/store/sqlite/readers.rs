@@ -204,22 +204,12 @@ mod tests {
 
     use std::time::Duration;
 
-    use nps_api::policy::Role;
     use rusqlite::Connection;
     use uuid::Uuid;
 
-    use crate::store::sqlite::temp_db::TempDb;
+    use crate::store::sqlite::temp_db::{new_user, TempDb};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{NewUser, Store};
-
-    fn new_user(login: &str) -> NewUser {
-        NewUser {
-            login: login.into(),
-            role: Role::User,
-            password_hash: "not a hash".into(),
-            totp_secret: "JBSWY3DPEHPK3PXP".into(),
-        }
-    }
+    use crate::store::Store;
 
     /// Whether the connection's snapshot holds `login` (users stand in for
     /// any table here: the store writes them through its writer too).

@@ -1,9 +1,22 @@
-//! A database file in a directory of its own, removed when dropped: for the
-//! store's tests, which run on real files.
+//! A database file in a directory of its own, removed when dropped, and a
+//! user to add: for the store's tests, which run on real files.
 
 use std::path::PathBuf;
 
+use nps_api::policy::Role;
 use uuid::Uuid;
+
+use crate::store::NewUser;
+
+/// A user with this login (the hash and secret are never checked here).
+pub(super) fn new_user(login: &str) -> NewUser {
+    NewUser {
+        login: login.into(),
+        role: Role::User,
+        password_hash: "not a hash".into(),
+        totp_secret: "JBSWY3DPEHPK3PXP".into(),
+    }
+}
 
 pub(super) struct TempDb(PathBuf);
 
