@@ -649,40 +649,34 @@ async fn bursts_of_wrong_passwords_and_codes_are_throttled_and_logged() {
     let other = server.add_user("grace", "user");
     assert_eq!(sign_in(other.login, other.password).await.status(), 200);
 
-    // The log records each failure and the moment the throttle shut.
-    let log = server.log();
-    let lines: Vec<&str> = log.lines().collect();
-    let has = |needle: &[&str]| lines.iter().any(|l| needle.iter().all(|n| l.contains(n)));
-    assert!(
-        has(&[
+    // The log records each failure and the moment the throttle shut. It is
+    // written through an asynchronous drain: wait for the last lines.
+    let expected: [&[&str]; 4] = [
+        &[
             "sign-in throttled after repeated failures",
             "admin",
-            "wrong login or password"
-        ]),
-        "{log}"
-    );
-    assert!(
-        has(&["sign-in throttled after repeated failures", "nobody"]),
-        "{log}"
-    );
-    assert!(
-        has(&[
+            "wrong login or password",
+        ],
+        &["sign-in throttled after repeated failures", "nobody"],
+        &[
             "sign-in throttled after repeated failures",
             "frank",
-            "wrong or reused MFA code"
-        ]),
-        "{log}"
-    );
-    assert!(
-        has(&["pre-MFA token revoked after wrong codes", "frank"]),
-        "{log}"
-    );
-    assert!(
-        lines
-            .iter()
+            "wrong or reused MFA code",
+        ],
+        &["pre-MFA token revoked after wrong codes", "frank"],
+    ];
+    let has =
+        |log: &str, needle: &[&str]| log.lines().any(|l| needle.iter().all(|n| l.contains(n)));
+    let admin_failures = |log: &str| {
+        log.lines()
             .filter(|l| l.contains("sign-in failed") && l.contains("admin"))
             .count()
-            >= 9,
-        "{log}"
-    );
+    };
+    let log = server
+        .log_once(|log| expected.iter().all(|e| has(log, e)) && admin_failures(log) >= 9)
+        .await;
+    for needle in expected {
+        assert!(has(&log, needle), "no line with {needle:?} in:\n{log}");
+    }
+    assert!(admin_failures(&log) >= 9, "{log}");
 }

@@ -211,9 +211,8 @@ async fn a_burst_of_wrong_passwords_is_throttled_and_logged() {
     .await;
     assert_eq!(status, 429);
     assert!(message.contains("Wait a minute"), "{message}");
-    assert!(
-        server.log().contains("sign-in throttled"),
-        "{}",
-        server.log()
-    );
+    let log = server
+        .log_once(|log| log.contains("sign-in throttled"))
+        .await;
+    assert!(log.contains("sign-in throttled"), "{log}");
 }

@@ -147,8 +147,25 @@ impl TestServer {
     }
 
     /// The server's log (its stderr) so far.
+    ///
+    /// The server logs through an asynchronous drain, so a line about a
+    /// request may reach the file after its response: to check for one, use
+    /// [`TestServer::log_once`].
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// The log as soon as `ready` holds for it, or as it stands after 10 s
+    /// (the caller's assertions then fail with the whole log in hand).
+    pub async fn log_once(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if ready(&log) || Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The command line the harness runs, for tests that need a variant.
