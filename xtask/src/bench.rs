@@ -50,6 +50,8 @@ options:
   --threads N          wrk threads (default 1)
   --end-samples N      sessions ended one at a time per end-latency case (default 1000; quick 100)
   --bursts N           DeleteAsync bursts per size, the median shown (default 5; quick 3)
+  --pairs N            short GetByIdAsync runs alternating with GET /ping per size, whose
+                       median share judges the GetByIdAsync targets (default 5; quick 2; 0: off)
   --keep               keep the database and the id files under target/bench/ afterwards
 ";
 
@@ -68,6 +70,10 @@ struct Options {
     burst: u64,
     /// DeleteAsync bursts per size; the table shows the median.
     bursts: usize,
+    /// GetByIdAsync runs alternating with GET /ping per size, and how long
+    /// each of those runs lasts.
+    pairs: usize,
+    pair_duration: Duration,
     /// Most ids GetByIdAsync picks among (a uniform sample of the table).
     get_sample: u64,
     keep: bool,
@@ -89,6 +95,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         delete_pool: if quick { 30_000 } else { 200_000 },
         burst: 0,
         bursts: if quick { 3 } else { 5 },
+        pairs: if quick { 2 } else { 5 },
+        pair_duration: Duration::from_secs(if quick { 1 } else { 3 }),
         get_sample: 100_000,
         keep: false,
     };
@@ -122,6 +130,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--threads" => o.threads = number(value()?)?.max(1) as u32,
             "--end-samples" => o.end_samples = number(value()?)?.max(1) as usize,
             "--bursts" => o.bursts = number(value()?)?.max(1) as usize,
+            "--pairs" => o.pairs = number(value()?)? as usize,
             other => return Err(format!("unknown option {other}\n\n{USAGE}")),
         }
     }
@@ -249,6 +258,28 @@ struct SizeResult {
     sustained: Option<Row>,
     base: Baseline,
     memory: Memory,
+    /// GetByIdAsync's req/s over the mean of the GET /ping runs just before
+    /// and after it, run after run on one server (see `Bench::alternate`).
+    alternating: Vec<f64>,
+}
+
+impl SizeResult {
+    /// GetByIdAsync's share of the baseline as the targets judge it: the
+    /// median of the alternating runs, which a drift of the machine's speed
+    /// between the long runs cannot move; the long run's share without them.
+    fn get_share(&self) -> Option<f64> {
+        if self.alternating.is_empty() {
+            return self.get.rps_ratio();
+        }
+        let mut r = self.alternating.clone();
+        r.sort_by(f64::total_cmp);
+        let n = r.len();
+        Some(if n % 2 == 1 {
+            r[n / 2]
+        } else {
+            (r[n / 2 - 1] + r[n / 2]) / 2.0
+        })
+    }
 }
 
 /// What the file showed, after SIGKILL, of the sessions DeleteAsync
@@ -494,6 +525,22 @@ impl Bench {
             cpu_us: per_request(cpu, get.requests),
         };
 
+        let alternating = self.alternate(&server, &get_file)?;
+        if !alternating.is_empty() {
+            self.notes.push(format!(
+                "GetByIdAsync at {}, alternating with GET /ping on the same server ({} runs of \
+                 {} s each, /ping before and after each): {} of the mean /ping around it; the \
+                 targets take the median.",
+                thousands(sessions),
+                alternating.len(),
+                self.opts.pair_duration.as_secs(),
+                alternating
+                    .iter()
+                    .map(|r| format!("{:.0}%", r * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let get_memory = server.memory()?;
         server.kill();
 
@@ -513,6 +560,7 @@ impl Bench {
         );
         let mut durability = Durability::default();
         let mut bursts = Vec::new();
+        let mut found = Vec::new();
         let mut ids = burst;
         for k in 0..self.opts.bursts {
             if k > 0 {
@@ -520,6 +568,10 @@ impl Bench {
                 ids = store::active_ids(&self.db, self.opts.burst, &self.template)?;
             }
             let server = self.start(None)?;
+            // As before GetByIdAsync: each DeleteAsync reads its session,
+            // and a server that has been answering finds the file cached.
+            found.push(pagecache::resident(&self.db)?);
+            pagecache::warm(&self.db)?;
             let (row, acked) = self.delete_run(&server, &burst_name, &ids, sessions)?;
             // No shutdown: what the file holds now is what a crash would leave.
             server.kill();
@@ -528,11 +580,17 @@ impl Bench {
         }
         bursts.sort_by(|a, b| a.rps.partial_cmp(&b.rps).expect("rates are numbers"));
         self.notes.push(format!(
-            "DeleteAsync bursts at {}: {} req/s; the table shows the median.",
+            "DeleteAsync bursts at {}: {} req/s; the table shows the median. Before each (the \
+             file then read once), the OS page cache held {} of the database file.",
             thousands(sessions),
             bursts
                 .iter()
                 .map(|r| thousands(r.rps.unwrap_or(0.0).round() as u64))
+                .collect::<Vec<_>>()
+                .join(", "),
+            found
+                .iter()
+                .map(|f| format!("{:.0}%", f * 100.0))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -549,6 +607,7 @@ impl Bench {
                 d.as_secs(),
                 thousands(pool.len() as u64)
             );
+            pagecache::warm(&self.db)?;
             let (row, acked) = self.delete_run(&server, "sustained", &pool, sessions)?;
             let memory = server.memory()?;
             server.kill();
@@ -605,8 +664,47 @@ impl Bench {
             sustained: sustained_row,
             base,
             memory,
+            alternating,
         });
         Ok(())
+    }
+
+    /// GET /ping and GetByIdAsync in turns on one server (P G P G … P),
+    /// each GetByIdAsync run divided by the mean of the /ping runs on either
+    /// side of it. The long runs are minutes apart and this machine's speed
+    /// moves by tens of percent in that time; a few seconds apart, both
+    /// sides of a ratio see nearly the same machine.
+    fn alternate(&mut self, server: &Server, get_file: &Path) -> Result<Vec<f64>, String> {
+        if self.opts.pairs == 0 {
+            return Ok(Vec::new());
+        }
+        let d = self.opts.pair_duration;
+        println!(
+            "  GetByIdAsync and GET /ping in turns: {} runs of {} s each",
+            self.opts.pairs,
+            d.as_secs()
+        );
+        let ping = |bench: &Bench| -> Result<f64, String> {
+            let o = bench.wrk(server, "ping.lua", "/ping", d, vec![])?;
+            bench.check_clean("GET /ping", &o)?;
+            Ok(o.rps)
+        };
+        let mut before = ping(self)?;
+        let mut ratios = Vec::with_capacity(self.opts.pairs);
+        for _ in 0..self.opts.pairs {
+            let get = self.wrk(
+                server,
+                "get_by_id.lua",
+                "/",
+                d,
+                vec![get_file.display().to_string()],
+            )?;
+            self.check_clean("GetByIdAsync", &get)?;
+            let after = ping(self)?;
+            ratios.push(get.rps / ((before + after) / 2.0));
+            before = after;
+        }
+        Ok(ratios)
     }
 
     /// End latency with and without one no-op command action.
@@ -718,13 +816,24 @@ impl Bench {
         let worst_get = self
             .sizes
             .iter()
-            .map(|s| (s.size, s.get.rps_ratio().unwrap_or(0.0)))
+            .map(|s| (s.size, s.get_share().unwrap_or(0.0)))
             .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((size, r)) = worst_get {
             let figures = self
                 .sizes
                 .iter()
-                .map(|s| format!("{} at {}", pct(s.get.rps_ratio()), thousands(s.size)))
+                .map(|s| {
+                    if s.alternating.is_empty() {
+                        format!("{} at {}", pct(s.get.rps_ratio()), thousands(s.size))
+                    } else {
+                        format!(
+                            "{} at {} ({} in the long run)",
+                            pct(s.get_share()),
+                            thousands(s.size),
+                            pct(s.get.rps_ratio())
+                        )
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             v.push(Verdict {
@@ -813,17 +922,30 @@ impl Bench {
 
         // Scale: the smallest table against the largest. The machine is
         // shared, so its speed moves between sizes; each row is judged as a
-        // share of the baseline measured just before it on the same process,
-        // and the raw change is shown beside it.
+        // share of the baseline (GetByIdAsync: the median of its alternating
+        // runs; DeleteAsync: the /ping runs before and after its size), and
+        // the raw change is shown beside it.
         if let (Some(small), Some(large)) = (self.sizes.first(), self.sizes.last()) {
             if small.size < large.size {
                 let base_change = large.base.rps.unwrap_or(0.0) / small.base.rps.unwrap_or(1.0);
-                for (name, a, b) in [
-                    ("GetByIdAsync", &small.get, &large.get),
-                    ("DeleteAsync (same burst)", &small.burst, &large.burst),
+                for (name, a, b, share_a, share_b) in [
+                    (
+                        "GetByIdAsync",
+                        &small.get,
+                        &large.get,
+                        small.get_share(),
+                        large.get_share(),
+                    ),
+                    (
+                        "DeleteAsync (same burst)",
+                        &small.burst,
+                        &large.burst,
+                        small.burst.rps_ratio(),
+                        large.burst.rps_ratio(),
+                    ),
                 ] {
                     let raw = b.rps.unwrap_or(0.0) / a.rps.unwrap_or(1.0) - 1.0;
-                    let change = b.rps_ratio().unwrap_or(0.0) / a.rps_ratio().unwrap_or(1.0) - 1.0;
+                    let change = share_b.unwrap_or(0.0) / share_a.unwrap_or(1.0) - 1.0;
                     v.push(Verdict {
                         target: format!(
                             "{name} req/s within 20% from {} to {} sessions",
@@ -834,8 +956,8 @@ impl Bench {
                         detail: format!(
                             "{} -> {} of baseline ({:+.0}%){}; raw {:.0} -> {:.0} req/s ({:+.0}%) \
                              while the baseline moved {:+.0}%",
-                            pct(a.rps_ratio()),
-                            pct(b.rps_ratio()),
+                            pct(share_a),
+                            pct(share_b),
                             change * 100.0,
                             if change.abs() > 0.20 {
                                 format!(", {:.0} points beyond", (change.abs() - 0.20) * 100.0)
