@@ -673,7 +673,7 @@ async fn bursts_of_wrong_passwords_and_codes_are_throttled_and_logged() {
             .count()
     };
     let log = server
-        .log_once(|log| expected.iter().all(|e| has(log, e)) && admin_failures(log) >= 9)
+        .log_when(|log| expected.iter().all(|e| has(log, e)) && admin_failures(log) >= 9)
         .await;
     for needle in expected {
         assert!(has(&log, needle), "no line with {needle:?} in:\n{log}");

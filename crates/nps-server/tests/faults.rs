@@ -518,7 +518,7 @@ async fn a_full_disk_answers_503_problems_corrupts_nothing_and_service_resumes()
     let (_, session) = get_session(&http, &url, kept[1]).await;
     assert_eq!(session["sessionExtensionCount"], 0);
     let log = server
-        .log_once(|log| log.contains("storage unavailable"))
+        .log_when(|log| log.contains("storage unavailable"))
         .await;
     assert!(
         log.contains("storage unavailable"),

@@ -212,7 +212,7 @@ async fn a_burst_of_wrong_passwords_is_throttled_and_logged() {
     assert_eq!(status, 429);
     assert!(message.contains("Wait a minute"), "{message}");
     let log = server
-        .log_once(|log| log.contains("sign-in throttled"))
+        .log_when(|log| log.contains("sign-in throttled"))
         .await;
     assert!(log.contains("sign-in throttled"), "{log}");
 }

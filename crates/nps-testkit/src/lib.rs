@@ -150,14 +150,14 @@ impl TestServer {
     ///
     /// The server logs through an asynchronous drain, so a line about a
     /// request may reach the file after its response: to check for one, use
-    /// [`TestServer::log_once`].
+    /// [`TestServer::log_when`].
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
     /// The log as soon as `ready` holds for it, or as it stands after 10 s
     /// (the caller's assertions then fail with the whole log in hand).
-    pub async fn log_once(&self, ready: impl Fn(&str) -> bool) -> String {
+    pub async fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log();

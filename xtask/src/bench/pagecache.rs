@@ -1,14 +1,15 @@
 //! How much of the database file the OS page cache holds, and reading it
-//! back in before GetByIdAsync is measured.
+//! back in before GetByIdAsync and DeleteAsync are measured.
 //!
 //! On the machines this project runs on (KVM guests), the guest's page cache
 //! shrinks while most of its memory is free: the 800 MB file of a million
 //! sessions, read whole, was 96% resident 20 s later and 93% after 40 s,
 //! and a file left by a run minutes before was 66% resident. A lookup whose
 //! page was dropped reads the virtual disk. The benchmark reads the file
-//! once before GetByIdAsync, as a server that has been answering for a
-//! while would find it, and reports how much of it was resident before and
-//! after the run, so that a run that measured the disk says so.
+//! once before GetByIdAsync and before each DeleteAsync run (each reads its
+//! session), as a server that has been answering for a while would find
+//! it, and reports how much of it was resident, so that a run that
+//! measured the disk says so.
 
 use std::fs::File;
 use std::io::Read;
