@@ -28,6 +28,7 @@ mod pagecache;
 mod report;
 mod server;
 mod store;
+mod wal;
 mod wrk;
 
 use std::path::{Path, PathBuf};
@@ -74,6 +75,9 @@ struct Options {
     /// each of those runs lasts.
     pairs: usize,
     pair_duration: Duration,
+    /// Sessions the mixed run ends, one request in `MIXED_EVERY`; sizes with
+    /// fewer Active sessions skip it.
+    mixed_pool: u64,
     /// Most ids GetByIdAsync picks among (a uniform sample of the table).
     get_sample: u64,
     keep: bool,
@@ -97,6 +101,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         bursts: if quick { 3 } else { 5 },
         pairs: if quick { 2 } else { 5 },
         pair_duration: Duration::from_secs(if quick { 1 } else { 3 }),
+        mixed_pool: if quick { 3_000 } else { 20_000 },
         get_sample: 100_000,
         keep: false,
     };
@@ -212,6 +217,9 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
 }
 
 /// CPU seconds over a run's requests, in µs per request.
+/// One request in this many is a DeleteAsync in the mixed run.
+const MIXED_EVERY: u64 = 10;
+
 fn per_request(cpu_seconds: f64, requests: u64) -> Option<f64> {
     (requests > 0).then(|| cpu_seconds * 1e6 / requests as f64)
 }
@@ -378,7 +386,7 @@ impl Bench {
             connections: self.opts.connections,
             bearer: Some(&self.token),
             script_args: args,
-            stop_when_threads_done: script == "delete.lua",
+            stop_when_threads_done: matches!(script, "delete.lua" | "mixed.lua"),
         })
     }
 
@@ -580,8 +588,9 @@ impl Bench {
         }
         bursts.sort_by(|a, b| a.rps.partial_cmp(&b.rps).expect("rates are numbers"));
         self.notes.push(format!(
-            "DeleteAsync bursts at {}: {} req/s; the table shows the median. Before each (the \
-             file then read once), the OS page cache held {} of the database file.",
+            "DeleteAsync bursts at {}: {} req/s; the table shows the median. Before each, once \
+             its server had started (the file then read once), the OS page cache held {} of \
+             the database file.",
             thousands(sessions),
             bursts
                 .iter()
@@ -595,6 +604,8 @@ impl Bench {
                 .join(", ")
         ));
         let mut burst_row = bursts[bursts.len() / 2].clone();
+
+        let mixed_row = self.mixed(sessions, &mut durability)?;
 
         // A run as long as the others, with the engine ending sessions
         // alongside, where the table has enough Active sessions for it.
@@ -656,6 +667,10 @@ impl Bench {
             self.rows.push(r.clone());
             r
         });
+        if let Some(mut r) = mixed_row {
+            r.baseline = Some(base);
+            self.rows.push(r);
+        }
         self.rows.push(after.clone());
         self.sizes.push(SizeResult {
             size,
@@ -667,6 +682,101 @@ impl Bench {
             alternating,
         });
         Ok(())
+    }
+
+    /// GetByIdAsync with DeleteAsync alongside (one request in
+    /// `MIXED_EVERY`), on a server started with an idle engine, until
+    /// `mixed_pool` sessions are ended or the duration is over: what reads
+    /// cost while ends are written, and how large the WAL grows when readers
+    /// and the writer are both busy (sampled every 10 ms). Skipped where the
+    /// table has fewer Active sessions than the pool.
+    fn mixed(&mut self, sessions: u64, durability: &mut Durability) -> Result<Option<Row>, String> {
+        let server = self.start(None)?;
+        let pool = store::active_ids(&self.db, self.opts.mixed_pool, &self.template)?;
+        if (pool.len() as u64) < self.opts.mixed_pool {
+            server.kill();
+            return Ok(None);
+        }
+        println!(
+            "  GetByIdAsync with one DeleteAsync in {MIXED_EVERY}: up to {} s, ending {} sessions",
+            self.opts.duration.as_secs(),
+            thousands(pool.len() as u64)
+        );
+        // Drawn again: the bursts replaced the sessions they ended with new ones.
+        let get_file = self.dir.join(format!("mixed-get-ids-{sessions}.txt"));
+        write_lines(
+            &get_file,
+            &store::random_ids(&self.db, self.opts.get_sample)?,
+        )?;
+        let pool_file = self.dir.join(format!("mixed-end-ids-{sessions}.txt"));
+        let acked_file = self.dir.join(format!("mixed-202-{sessions}.txt"));
+        write_lines(&pool_file, &pool)?;
+        pagecache::warm(&self.db)?;
+        let wal = wal::Sampler::start(&self.db);
+        let cpu = server.cpu_seconds()?;
+        let run = self.wrk(
+            &server,
+            "mixed.lua",
+            "/",
+            self.opts.duration,
+            vec![
+                get_file.display().to_string(),
+                pool_file.display().to_string(),
+                self.opts.threads.to_string(),
+                acked_file.display().to_string(),
+                MIXED_EVERY.to_string(),
+            ],
+        )?;
+        let cpu = server.cpu_seconds()? - cpu;
+        let wal_peak = wal.stop();
+        let memory = server.memory()?;
+        // No shutdown: what the file holds now is what a crash would leave.
+        server.kill();
+        let acked = read_lines(&acked_file)?;
+        durability.check(&self.db, &acked)?;
+
+        let answered = run.field("answered") as u64;
+        let read = run.field("read") as u64;
+        let other = run.field("other_status") as u64;
+        let elapsed_s = run.field("elapsed_us") / 1e6;
+        if other > 0 || run.socket_errors > 0 {
+            self.durable = false;
+            self.notes.push(format!(
+                "Mixed run at {}: {other} answers were neither 200 nor 202, {} socket errors.",
+                thousands(sessions),
+                run.socket_errors
+            ));
+        }
+        let rate = |n: u64| {
+            if elapsed_s > 0.0 {
+                n as f64 / elapsed_s
+            } else {
+                0.0
+            }
+        };
+        self.notes.push(format!(
+            "Mixed at {}: {} GetByIdAsync answered 200 ({:.0}/s) and {} DeleteAsync 202 \
+             ({:.0}/s) in {:.1} s; latency is over both. The WAL peaked at {} (sampled every \
+             10 ms; the checkpointer aims to start it over past 16 MB).",
+            thousands(sessions),
+            thousands(read),
+            rate(read),
+            thousands(acked.len() as u64),
+            rate(acked.len() as u64),
+            elapsed_s,
+            report::mb(wal_peak / 1024),
+        ));
+        Ok(Some(Row {
+            scenario: format!("Mixed: GetByIdAsync, 1 in {MIXED_EVERY} DeleteAsync"),
+            sessions,
+            requests: answered,
+            rps: Some(rate(answered)),
+            p50_us: run.p50_us,
+            p99_us: run.p99_us,
+            baseline: None,
+            memory: Some(memory),
+            cpu_us: per_request(cpu, answered),
+        }))
     }
 
     /// GET /ping and GetByIdAsync in turns on one server (P G P G … P),
@@ -701,6 +811,9 @@ impl Bench {
             )?;
             self.check_clean("GetByIdAsync", &get)?;
             let after = ping(self)?;
+            if before + after <= 0.0 {
+                return Err("GET /ping answered nothing in an alternating run".into());
+            }
             ratios.push(get.rps / ((before + after) / 2.0));
             before = after;
         }
@@ -954,8 +1067,8 @@ impl Bench {
                         ),
                         met: change.abs() <= 0.20,
                         detail: format!(
-                            "{} -> {} of baseline ({:+.0}%){}; raw {:.0} -> {:.0} req/s ({:+.0}%) \
-                             while the baseline moved {:+.0}%",
+                            "{} -> {} of baseline ({:+.0}%){}; long runs: raw {:.0} -> {:.0} req/s \
+                             ({:+.0}%) while their baseline moved {:+.0}%",
                             pct(share_a),
                             pct(share_b),
                             change * 100.0,
