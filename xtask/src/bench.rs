@@ -321,12 +321,13 @@ impl Durability {
 
     fn note(&self, sessions: u64) -> String {
         format!(
-            "DeleteAsync at {}: {} sessions answered 202 in {} runs; after SIGKILL following each \
-             run the file shows {} of them ending or ended ({} of those by their entry in the \
+            "DeleteAsync at {}: {} sessions answered 202 in {} run{}; after SIGKILL following \
+             each run the file shows {} of them ending or ended ({} of those by their entry in the \
              journal of end requests, applied when the server started again){}{}.",
             thousands(sessions),
             thousands(self.acked),
             self.runs,
+            if self.runs == 1 { "" } else { "s" },
             thousands(self.ended),
             thousands(self.journalled),
             if self.lost.is_empty() {
