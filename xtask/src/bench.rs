@@ -216,12 +216,22 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples[rank.clamp(1, samples.len()) - 1].as_secs_f64() * 1e6
 }
 
-/// CPU seconds over a run's requests, in µs per request.
 /// One request in this many is a DeleteAsync in the mixed run.
 const MIXED_EVERY: u64 = 10;
 
+/// CPU seconds over a run's requests, in µs per request.
 fn per_request(cpu_seconds: f64, requests: u64) -> Option<f64> {
     (requests > 0).then(|| cpu_seconds * 1e6 / requests as f64)
+}
+
+/// Answers over the time a script measured them in (wrk divides by its
+/// whole -d, which a run that stops early does not last).
+fn per_second(answers: u64, elapsed_s: f64) -> f64 {
+    if elapsed_s > 0.0 {
+        answers as f64 / elapsed_s
+    } else {
+        0.0
+    }
 }
 
 fn write_lines(path: &Path, ids: &[String]) -> Result<(), String> {
@@ -465,11 +475,7 @@ impl Bench {
             scenario: format!("DeleteAsync, {name}"),
             sessions,
             requests: answered,
-            rps: Some(if elapsed_s > 0.0 {
-                answered as f64 / elapsed_s
-            } else {
-                0.0
-            }),
+            rps: Some(per_second(answered, elapsed_s)),
             p50_us: del.p50_us,
             p99_us: del.p99_us,
             baseline: None,
@@ -748,13 +754,7 @@ impl Bench {
                 run.socket_errors
             ));
         }
-        let rate = |n: u64| {
-            if elapsed_s > 0.0 {
-                n as f64 / elapsed_s
-            } else {
-                0.0
-            }
-        };
+        let rate = |n: u64| per_second(n, elapsed_s);
         self.notes.push(format!(
             "Mixed at {}: {} GetByIdAsync answered 200 ({:.0}/s) and {} DeleteAsync 202 \
              ({:.0}/s) in {:.1} s; latency is over both. The WAL peaked at {} (sampled every \

@@ -21,19 +21,18 @@ pub(super) struct Owner {
 /// directory's symbolic links resolved) so that two names for one file
 /// share one lock.
 pub(super) fn lock_path(database: &Path) -> PathBuf {
-    let real = std::fs::canonicalize(database).unwrap_or_else(|_| {
-        // Not created yet: the directory exists (the caller made it).
-        match (database.parent(), database.file_name()) {
-            (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            })
-            .map(|d| d.join(name))
-            .unwrap_or_else(|_| database.to_path_buf()),
-            _ => database.to_path_buf(),
-        }
-    });
+    // A file not created yet: its directory exists (the caller made it).
+    let in_real_dir = || {
+        let dir = database
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Some(std::fs::canonicalize(dir).ok()?.join(database.file_name()?))
+    };
+    let real = std::fs::canonicalize(database)
+        .ok()
+        .or_else(in_real_dir)
+        .unwrap_or_else(|| database.to_path_buf());
     let mut name = real.into_os_string();
     name.push(".lock");
     PathBuf::from(name)
