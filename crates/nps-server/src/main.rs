@@ -110,6 +110,13 @@ enum LogLevel {
     Error,
 }
 
+/// mimalloc rather than glibc's malloc: a GetByIdAsync allocates and frees
+/// dozens of small buffers (the row's strings, the JSON body, hyper's and
+/// dropshot's own), and glibc's allocator took about a tenth of the server's
+/// CPU time on them (perf, `cargo xtask bench`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
