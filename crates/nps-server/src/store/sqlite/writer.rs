@@ -33,7 +33,16 @@ use crate::store::{StoreError, StoreResult};
 /// Most jobs committed together.
 const MAX_BATCH: usize = 512;
 /// A background job runs once no request has come for this long...
-const QUIET: Duration = Duration::from_millis(2);
+///
+/// Not shorter: a client's next request after its answer can take a few
+/// milliseconds to arrive on a loaded two-core machine, and at 2 ms those
+/// gaps inside a steady flow passed for pauses, so a slice of the engine
+/// (5 ms and its commit) went in front of the waiting requests again and
+/// again: a burst of 999 DeleteAsync ran at 2,500-3,000 a second against
+/// 6,000-7,500 with 10 ms (`cargo xtask bench --quick`, same machine and
+/// hour). Ends still wait at most [`MAX_DEFER`] under a flood, and not at
+/// all when requests come one at a time.
+const QUIET: Duration = Duration::from_millis(10);
 /// ...or once it has waited this long...
 const MAX_DEFER: Duration = Duration::from_millis(50);
 /// ...and at once while the journal holds more ends than this: about a
