@@ -289,3 +289,83 @@ fn run_batch(
         job.finish(commit.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The order in which the writer runs jobs, on a real database file:
+    //! which job ran when is recorded by the jobs themselves, so nothing
+    //! here depends on how fast the machine is.
+
+    use std::sync::{Arc, Mutex};
+
+    use futures::poll;
+
+    use crate::store::sqlite::temp_db::TempDb;
+    use crate::store::sqlite::SqliteStore;
+
+    type Order = Arc<Mutex<Vec<String>>>;
+
+    fn record(order: &Order, what: String) {
+        order.lock().unwrap().push(what);
+    }
+
+    /// Holds the writer inside a job until the returned sender is used, so
+    /// that the jobs queued meanwhile reach it together, in the order sent.
+    async fn hold_writer(
+        store: &SqliteStore,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        impl std::future::Future<Output = ()> + '_,
+    ) {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let mut held = Box::pin(store.write(move |_| {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+            Ok(())
+        }));
+        assert!(poll!(&mut held).is_pending());
+        started_rx.await.expect("the holding job started");
+        (release_tx, async move { held.await.unwrap() })
+    }
+
+    #[tokio::test]
+    async fn a_background_write_yields_to_the_requests_queued_after_it() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let order: Order = Arc::default();
+        let (release, held) = hold_writer(&store).await;
+
+        // Queued in this order while the writer is held: the engine's
+        // background write first, then three requests.
+        let o = Arc::clone(&order);
+        let mut background = Box::pin(store.write_background(move |_| {
+            record(&o, "background".into());
+            Ok(())
+        }));
+        assert!(poll!(&mut background).is_pending());
+        let mut requests = Vec::new();
+        for i in 0..3 {
+            let o = Arc::clone(&order);
+            let mut request = Box::pin(store.write(move |_| {
+                record(&o, format!("request {i}"));
+                Ok(())
+            }));
+            assert!(poll!(&mut request).is_pending());
+            requests.push(request);
+        }
+
+        release.send(()).unwrap();
+        held.await;
+        for request in requests {
+            request.await.unwrap();
+        }
+        background.await.unwrap();
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["request 0", "request 1", "request 2", "background"],
+            "the requests, flowing together, go first; the background write \
+             runs once they have paused"
+        );
+    }
+}
