@@ -53,6 +53,8 @@ options:
   --bursts N           DeleteAsync bursts per size, the median shown (default 5; quick 3)
   --pairs N            short GetByIdAsync runs alternating with GET /ping per size, whose
                        median share judges the GetByIdAsync targets (default 5; quick 2; 0: off)
+  --server PATH        benchmark this nps-server binary instead of building one from the
+                       checkout (to compare revisions: build each, then run them in turns)
   --keep               keep the database and the id files under target/bench/ afterwards
 ";
 
@@ -81,6 +83,8 @@ struct Options {
     /// Most ids GetByIdAsync picks among (a uniform sample of the table).
     get_sample: u64,
     keep: bool,
+    /// A prebuilt server to benchmark; `None`: build the checkout's.
+    server: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -104,6 +108,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         mixed_pool: if quick { 3_000 } else { 20_000 },
         get_sample: 100_000,
         keep: false,
+        server: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -120,6 +125,16 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--quick" => {}
             "--keep" => o.keep = true,
+            "--server" => {
+                let path = PathBuf::from(value()?);
+                let path = path
+                    .canonicalize()
+                    .map_err(|e| format!("--server {}: {e}", path.display()))?;
+                if !path.is_file() {
+                    return Err(format!("--server {}: not a file", path.display()));
+                }
+                o.server = Some(path);
+            }
             "--sizes" => {
                 o.sizes = value()?
                     .split(',')
@@ -204,10 +219,13 @@ fn build_server() -> Result<PathBuf, String> {
     if !status.success() {
         return Err("cargo build --release -p nps-server failed".into());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    Ok(target_dir().join("release/nps-server"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    Ok(target.join("release/nps-server"))
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> f64 {
@@ -1113,21 +1131,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let opts = parse(args)?;
     let started = Instant::now();
-    let binary = build_server()?;
+    let binary = match &opts.server {
+        Some(path) => path.clone(),
+        None => build_server()?,
+    };
     let wrk_version = wrk::ensure_installed()?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let dir = binary
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("target"))
-        .join("bench")
-        .join(format!("run-{stamp}"));
+    let dir = target_dir().join("bench").join(format!("run-{stamp}"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let machine = machine();
-    let revision = git_revision();
+    let revision = match &opts.server {
+        Some(path) => format!(
+            "server {} (not built from the checkout, which is at {})",
+            path.display(),
+            git_revision()
+        ),
+        None => git_revision(),
+    };
     let command = format!("cargo xtask bench {}", args.join(" "));
     println!("machine: {machine}\nload generator: {wrk_version}\nrevision: {revision}");
     println!("data: {}", dir.display());
