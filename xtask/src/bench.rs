@@ -54,7 +54,9 @@ options:
   --pairs N            short GetByIdAsync runs alternating with GET /ping per size, whose
                        median share judges the GetByIdAsync targets (default 5; quick 2; 0: off)
   --server PATH        benchmark this nps-server binary instead of building one from the
-                       checkout (to compare revisions: build each, then run them in turns)
+                       checkout (to compare builds: copy each binary aside, then run them
+                       in turns); the checkout still seeds the database, so the binary
+                       must share its schema and log wording
   --keep               keep the database and the id files under target/bench/ afterwards
 ";
 
@@ -206,6 +208,19 @@ fn git_revision() -> String {
     let rev = git(&["rev-parse", "--short", "HEAD"]);
     let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
     format!("{rev}{}", if dirty { " + uncommitted changes" } else { "" })
+}
+
+/// When a file was last modified (coreutils' `date -r`), to tell apart
+/// builds copied aside.
+fn modified(path: &Path) -> String {
+    Command::new("date")
+        .args(["-u", "+modified %Y-%m-%d %H:%M:%S UTC", "-r"])
+        .arg(path)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "modification time unknown".into())
 }
 
 fn build_server() -> Result<PathBuf, String> {
@@ -1145,8 +1160,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let machine = machine();
     let revision = match &opts.server {
         Some(path) => format!(
-            "server {} (not built from the checkout, which is at {})",
+            "prebuilt server {} ({}), seeded by the checkout at {}",
             path.display(),
+            modified(path),
             git_revision()
         ),
         None => git_revision(),

@@ -38,9 +38,9 @@ const MAX_BATCH: usize = 512;
 /// milliseconds to arrive on a loaded two-core machine, and at 2 ms those
 /// gaps inside a steady flow passed for pauses, so a slice of the engine
 /// (5 ms and its commit) went in front of the waiting requests again and
-/// again: a burst of 999 DeleteAsync ran at 2,500-3,000 a second against
-/// 6,000-7,500 with 10 ms (`cargo xtask bench --quick`, same machine and
-/// hour). Ends still wait at most [`MAX_DEFER`] under a flood, and not at
+/// again: a burst of 999 DeleteAsync ran at 2,100-3,200 a second against
+/// 6,100-7,400 with 10 ms (medians of `cargo xtask bench --quick`, same
+/// machine and hour; see BENCHMARKS.md). Ends still wait at most [`MAX_DEFER`] under a flood, and not at
 /// all when requests come one at a time.
 const QUIET: Duration = Duration::from_millis(10);
 /// ...or once it has waited this long...
@@ -364,8 +364,8 @@ mod tests {
         assert_eq!(
             *order.lock().unwrap(),
             ["request 0", "request 1", "request 2", "background"],
-            "the requests, flowing together, go first; the background write \
-             runs once they have paused"
+            "the requests, batched together, go first; the background write \
+             queued before them runs after their batch"
         );
     }
 }
