@@ -40,8 +40,9 @@ const MAX_BATCH: usize = 512;
 /// (5 ms and its commit) went in front of the waiting requests again and
 /// again: a burst of 999 DeleteAsync ran at 2,100-3,200 a second against
 /// 6,100-7,400 with 10 ms (medians of `cargo xtask bench --quick`, same
-/// machine and hour; see BENCHMARKS.md). Ends still wait at most [`MAX_DEFER`] under a flood, and not at
-/// all when requests come one at a time.
+/// machine and hour; see BENCHMARKS.md). Ends still wait at most
+/// [`MAX_DEFER`] under a flood, and not at all when requests come one at a
+/// time.
 const QUIET: Duration = Duration::from_millis(10);
 /// ...or once it has waited this long...
 const MAX_DEFER: Duration = Duration::from_millis(50);
