@@ -25,10 +25,30 @@ const COLUMNS: &str = "id, created_by, created_by_login, created_from, created_a
     node_id, allow_extension, extension_count, extension_minutes, work_phase, work_index, \
     work_attempts, work_due, end_target";
 
-/// A random version-4 UUID, lower case, as `Uuid::to_string` writes it.
-const NEW_UUID: &str = "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' \
-    || substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (random() & 3), 1) \
-    || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))";
+/// A random version-4 UUID's first 64 bits as the server keys its row
+/// (`row_key`): random, but for the version nibble (4).
+const NEW_KEY: &str = "(random() & -61441) | 16384";
+
+/// The version-4 UUID, lower case, as `Uuid::to_string` writes it, whose
+/// first 64 bits are `key`; the rest is random.
+fn uuid_of_key(key: &str) -> String {
+    let h = format!("printf('%016x', {key})");
+    format!(
+        "substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-' || substr({h}, 13, 4) || '-' \
+         || substr('89ab', 1 + (random() & 3), 1) || substr(lower(hex(randomblob(2))), 2) \
+         || '-' || lower(hex(randomblob(6)))"
+    )
+}
+
+/// The row's key of the session `id` (the server's `row_key`): the first 64
+/// bits of the UUID. Statements that find a session by id use it, or SQLite
+/// reads the whole table.
+fn row_key(id: &str) -> Result<i64, String> {
+    let hex: String = id.chars().filter(|c| *c != '-').take(16).collect();
+    u64::from_str_radix(&hex, 16)
+        .map(|k| k as i64)
+        .map_err(|e| format!("session id {id:?} is not a UUID: {e}"))
+}
 
 /// Seeded sessions were created this far apart (microseconds), older than
 /// every existing one: a million span 5.6 hours, within the 8-hour default
@@ -133,11 +153,15 @@ pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
         .unchecked_transaction()
         .map_err(sql_err("begin the bulk load"))?;
     let created = format!("(?3 - k.n * {CREATED_EVERY_US})");
-    tx.execute(
-        &format!(
-            "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < ?1) \
-             INSERT INTO sessions ({COLUMNS}) \
-             SELECT {NEW_UUID}, t.created_by, t.created_by_login, t.created_from, \
+    // OR IGNORE: a key already taken (random keys meet about once in two
+    // million seedings of a million) is skipped; `added` counts what was.
+    let added = tx
+        .execute(
+            &format!(
+                "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < ?1), \
+               keyed(n, key) AS MATERIALIZED (SELECT n, {NEW_KEY} FROM k) \
+             INSERT OR IGNORE INTO sessions (id_key, {COLUMNS}) \
+             SELECT k.key, {id}, t.created_by, t.created_by_login, t.created_from, \
                {created}, {created}, t.status, t.status_description, \
                {created}, {created}, {created} + (t.scheduled_end - t.scheduled_start), \
                t.actual_end, t.cancelled_by, t.activity_id, t.activity_name, \
@@ -147,11 +171,12 @@ pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
                t.target_user_id, t.node_id, t.allow_extension, t.extension_count, \
                t.extension_minutes, t.work_phase, t.work_index, t.work_attempts, t.work_due, \
                t.end_target \
-             FROM k, (SELECT * FROM sessions WHERE id = ?2) AS t"
-        ),
-        params![add as i64, template, oldest],
-    )
-    .map_err(sql_err("seed sessions"))?;
+             FROM keyed AS k, (SELECT * FROM sessions WHERE id_key = ?4 AND id = ?2) AS t",
+                id = uuid_of_key("k.key"),
+            ),
+            params![add as i64, template, oldest, row_key(template)?],
+        )
+        .map_err(sql_err("seed sessions"))? as u64;
     tx.execute(
         &format!(
             "INSERT INTO session_log (session_id, line, level, message, at) \
@@ -172,8 +197,8 @@ pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
         .and_then(|f| f.sync_all())
         .map_err(|e| format!("cannot flush {} to disk: {e}", db.display()))?;
     Ok(Seeded {
-        added: add,
-        total,
+        added,
+        total: existing + added,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -187,16 +212,15 @@ pub fn replace(db: &Path, ids: &[String], template: &str, total: u64) -> Result<
     let tx = conn
         .unchecked_transaction()
         .map_err(sql_err("begin removing ended sessions"))?;
-    for sql in [
-        "DELETE FROM end_requests WHERE session_id = ?1",
-        "DELETE FROM session_log WHERE session_id = ?1",
-        "DELETE FROM sessions WHERE id = ?1",
-    ] {
-        let mut stmt = tx.prepare(sql).map_err(sql_err("remove ended sessions"))?;
-        for id in ids.iter().filter(|id| *id != template) {
-            stmt.execute(params![id])
-                .map_err(sql_err("remove ended sessions"))?;
-        }
+    for id in ids.iter().filter(|id| *id != template) {
+        let key = row_key(id)?;
+        tx.prepare_cached("DELETE FROM end_requests WHERE session_id = ?1")
+            .and_then(|mut stmt| stmt.execute(params![id]))
+            .and_then(|_| tx.prepare_cached("DELETE FROM session_log WHERE session_id = ?1"))
+            .and_then(|mut stmt| stmt.execute(params![id]))
+            .and_then(|_| tx.prepare_cached("DELETE FROM sessions WHERE id_key = ?2 AND id = ?1"))
+            .and_then(|mut stmt| stmt.execute(params![id, key]))
+            .map_err(sql_err("remove ended sessions"))?;
     }
     tx.commit().map_err(sql_err("remove ended sessions"))?;
     drop(conn);
@@ -215,10 +239,10 @@ fn check_template(conn: &Connection, template: &str) -> Result<(), String> {
                    AND s.actual_start = s.created_at AND s.scheduled_start = s.created_at, \
                    l.message = ({message}), l.message, {message} \
                  FROM sessions s JOIN session_log l ON l.session_id = s.id AND l.line = 1 \
-                 WHERE s.id = ?1",
+                 WHERE s.id_key = ?2 AND s.id = ?1",
                 message = creation_message(),
             ),
-            params![template],
+            params![template, row_key(template)?],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()
@@ -297,12 +321,12 @@ pub fn check_ended(db: &Path, ids: &[String]) -> Result<Ended, String> {
         })
         .map_err(sql_err("read the journal of end requests"))?;
     let mut stmt = conn
-        .prepare("SELECT status FROM sessions WHERE id = ?1")
+        .prepare("SELECT status FROM sessions WHERE id_key = ?2 AND id = ?1")
         .map_err(sql_err("read statuses"))?;
     let mut ended = Ended::default();
     for id in ids {
         let status: Option<String> = stmt
-            .query_row(params![id], |r| r.get(0))
+            .query_row(params![id, row_key(id)?], |r| r.get(0))
             .optional()
             .map_err(sql_err("read a status"))?;
         match status.as_deref() {

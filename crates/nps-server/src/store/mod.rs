@@ -236,6 +236,9 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_expired_tokens(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     // Sessions.
+    /// Stores a new session and answers it as stored. Its id is the one
+    /// given, unless a store cannot hold that id beside an existing one
+    /// (SQLite's: the same first 64 bits); it then takes a fresh random id.
     async fn insert_session(&self, new: NewSession, actor: &Actor) -> StoreResult<StoredSession>;
     async fn session(&self, id: Uuid) -> StoreResult<Option<StoredSession>>;
     async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<ActivitySession>>;

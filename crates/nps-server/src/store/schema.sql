@@ -28,11 +28,16 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at   INTEGER NOT NULL
 );
 
--- WITHOUT ROWID: one B-tree keyed by id, so a lookup reads one leaf page,
--- not an index leaf and then a table leaf. (Files made before this have a
--- rowid table; store/sqlite/migrate.rs rebuilds it.)
+-- Keyed by `id_key`, the first 64 bits of the id (`row_key` in
+-- store/sqlite.rs), as the table's rowid: a lookup walks one B-tree whose
+-- interior pages hold only integers (three levels at a million sessions, the
+-- upper two small enough to stay in the page cache), then checks `id`. Keys
+-- are unique, so ids are; a new session whose key is taken gets another id.
+-- (Earlier files keyed the table by `id` alone; store/sqlite/migrate.rs
+-- rebuilds them.)
 CREATE TABLE IF NOT EXISTS sessions (
-    id                        TEXT PRIMARY KEY,
+    id_key                    INTEGER PRIMARY KEY,
+    id                        TEXT NOT NULL,
     created_by                TEXT,
     created_by_login          TEXT NOT NULL,
     created_from              TEXT,
@@ -69,7 +74,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     work_attempts             INTEGER,   -- failed attempts of that action
     work_due                  INTEGER,   -- not before (backoff)
     end_target                TEXT       -- status reached when the end phase succeeds
-) WITHOUT ROWID;
+);
 
 CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, created_at DESC);

@@ -350,6 +350,31 @@ macro_rules! session_columns {
     };
 }
 
+/// The rowid of a session's row: the first 64 bits of its id, in the order
+/// `Uuid` keeps them (see `sessions` in schema.sql). Every statement that
+/// finds a session by id says `id_key = row_key(id) AND id = id`: the first
+/// finds the row in the table's own B-tree, the second makes sure it is this
+/// session; without the first, SQLite reads the whole table.
+pub(super) fn row_key(id: Uuid) -> i64 {
+    id.as_u64_pair().0 as i64
+}
+
+/// The statements that find a session by id; a test checks that each finds
+/// it by key ([`row_key`]).
+const LOAD_SESSION: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE id_key = ?1 AND id = ?2"
+);
+const KEY_TAKEN: &str = "SELECT 1 FROM sessions WHERE id_key = ?1";
+const WRITE_ROW: &str = "UPDATE sessions SET status = ?2, status_description = ?3, \
+    modified_at = ?4, actual_start = ?5, actual_end = ?6, cancelled_by = ?7, work_phase = ?8, \
+    work_index = ?9, work_attempts = ?10, work_due = ?11, end_target = ?12 \
+    WHERE id_key = ?13 AND id = ?1";
+const EXTEND: &str = "UPDATE sessions SET scheduled_end = ?2, \
+    extension_count = extension_count + 1, extension_minutes = extension_minutes + ?3, \
+    modified_at = ?4 WHERE id_key = ?5 AND id = ?1";
+
 fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
     let s: String = row.get(idx)?;
     Uuid::parse_str(&s).map_err(|e| {
@@ -433,15 +458,21 @@ fn session_from_row(row: &Row) -> rusqlite::Result<StoredSession> {
 }
 
 fn load_session(conn: &Connection, id: Uuid) -> StoreResult<Option<StoredSession>> {
-    conn.prepare_cached(concat!(
-        "SELECT ",
-        session_columns!(),
-        " FROM sessions WHERE id = ?1"
-    ))
-    .map_err(map_err)?
-    .query_row(params![id.to_string()], session_from_row)
-    .optional()
-    .map_err(map_err)
+    conn.prepare_cached(LOAD_SESSION)
+        .map_err(map_err)?
+        .query_row(params![row_key(id), id.to_string()], session_from_row)
+        .optional()
+        .map_err(map_err)
+}
+
+/// Whether a stored session's row already has the key `id` would take.
+fn key_taken(conn: &Connection, id: Uuid) -> StoreResult<bool> {
+    conn.prepare_cached(KEY_TAKEN)
+        .map_err(map_err)?
+        .query_row(params![row_key(id)], |_| Ok(()))
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(map_err)
 }
 
 fn append_log(
@@ -472,9 +503,9 @@ fn insert_session_row(
     creator_login: &str,
 ) -> StoreResult<()> {
     conn.prepare_cached(concat!(
-        "INSERT INTO sessions (",
+        "INSERT INTO sessions (id_key, ",
         session_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+        ") VALUES (?37, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
          ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
          ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
     ))
@@ -516,6 +547,7 @@ fn insert_session_row(
         work.map(|w| w.attempts as i64),
         work.map(|w| to_micros(w.due)),
         work.and_then(|w| w.end_target).map(SessionStatus::as_str),
+        row_key(s.id),
     ])
     .map_err(map_err)?;
     Ok(())
@@ -594,28 +626,24 @@ impl Step {
 /// Writes what a transition changes of a session's row.
 fn write_row(conn: &Connection, next: &StoredSession) -> StoreResult<()> {
     let (s, work) = (&next.session, next.work.as_ref());
-    conn.prepare_cached(
-        "UPDATE sessions SET status = ?2, status_description = ?3, modified_at = ?4, \
-         actual_start = ?5, actual_end = ?6, cancelled_by = ?7, \
-         work_phase = ?8, work_index = ?9, work_attempts = ?10, work_due = ?11, end_target = ?12 \
-         WHERE id = ?1",
-    )
-    .map_err(map_err)?
-    .execute(params![
-        s.id.to_string(),
-        s.status.as_str(),
-        s.status_description,
-        to_micros(s.modified_date_time_utc),
-        s.actual_start_date_time_utc.map(to_micros),
-        s.actual_end_date_time_utc.map(to_micros),
-        opt_str(s.cancelled_by),
-        work.map(|w| w.phase.as_str()),
-        work.map(|w| w.next_action as i64),
-        work.map(|w| w.attempts as i64),
-        work.map(|w| to_micros(w.due)),
-        work.and_then(|w| w.end_target).map(SessionStatus::as_str),
-    ])
-    .map_err(map_err)?;
+    conn.prepare_cached(WRITE_ROW)
+        .map_err(map_err)?
+        .execute(params![
+            s.id.to_string(),
+            s.status.as_str(),
+            s.status_description,
+            to_micros(s.modified_date_time_utc),
+            s.actual_start_date_time_utc.map(to_micros),
+            s.actual_end_date_time_utc.map(to_micros),
+            opt_str(s.cancelled_by),
+            work.map(|w| w.phase.as_str()),
+            work.map(|w| w.next_action as i64),
+            work.map(|w| w.attempts as i64),
+            work.map(|w| to_micros(w.due)),
+            work.and_then(|w| w.end_target).map(SessionStatus::as_str),
+            row_key(s.id),
+        ])
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -793,6 +821,12 @@ impl Store for SqliteStore {
     async fn insert_session(&self, new: NewSession, actor: &Actor) -> StoreResult<StoredSession> {
         let actor_name = actor.name.clone();
         self.write(move |c| {
+            let mut new = new;
+            // Random ids share their first 64 bits (the row's key) about once
+            // in 2^60 pairs; the newcomer then takes another id.
+            while key_taken(c, new.session.id)? {
+                new.session.id = Uuid::new_v4();
+            }
             let s = &new.session;
             insert_session_row(c, s, new.work.as_ref(), &actor_name)?;
             append_log(
@@ -958,9 +992,14 @@ impl Store for SqliteStore {
                     StoreError::Refused("the session cannot end after the year 9999".into())
                 })?;
             c.execute(
-                "UPDATE sessions SET scheduled_end = ?2, extension_count = extension_count + 1, \
-                 extension_minutes = extension_minutes + ?3, modified_at = ?4 WHERE id = ?1",
-                params![id.to_string(), to_micros(new_end), minutes, to_micros(now)],
+                EXTEND,
+                params![
+                    id.to_string(),
+                    to_micros(new_end),
+                    minutes,
+                    to_micros(now),
+                    row_key(id)
+                ],
             )
             .map_err(map_err)?;
             append_log(

@@ -385,12 +385,12 @@ mod tests {
 
     use chrono::{Duration, Utc};
     use nps_api::{ActivitySession, SessionCategory, SessionStatus};
-    use rusqlite::Connection;
+    use rusqlite::{params, Connection};
     use uuid::Uuid;
 
     use crate::lifecycle::state::Event;
     use crate::store::sqlite::temp_db::{new_user, TempDb};
-    use crate::store::sqlite::SqliteStore;
+    use crate::store::sqlite::{row_key, SqliteStore};
     use crate::store::{
         Actor, ExtensionLimits, LogFilter, NewSession, SessionFilter, Store, StoreError,
     };
@@ -401,8 +401,8 @@ mod tests {
             Connection::open(self.path())
                 .unwrap()
                 .query_row(
-                    "SELECT status FROM sessions WHERE id = ?1",
-                    [id.to_string()],
+                    "SELECT status FROM sessions WHERE id_key = ?1 AND id = ?2",
+                    params![row_key(id), id.to_string()],
                     |r| r.get(0),
                 )
                 .unwrap()
@@ -424,9 +424,14 @@ mod tests {
     }
 
     async fn active_session(store: &SqliteStore, by: &Actor) -> Uuid {
+        active_session_asking_for(store, by, Uuid::new_v4()).await
+    }
+
+    /// A new Active session, created with `id` (the store may give another).
+    async fn active_session_asking_for(store: &SqliteStore, by: &Actor, id: Uuid) -> Uuid {
         let now = Utc::now();
         let session = ActivitySession {
-            id: Uuid::new_v4(),
+            id,
             created_by: by.user_id,
             created_by_user_name: Some(by.name.clone()),
             created_from_address: by.address.clone(),
@@ -504,6 +509,28 @@ mod tests {
             start: None,
             end: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_new_session_whose_key_is_taken_gets_another_id_and_both_are_kept() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let first = active_session(&store, &alice).await;
+        // The same first 64 bits (the row's key), other last 64.
+        let (high, low) = first.as_u64_pair();
+        let twin = Uuid::from_u64_pair(high, !low);
+        assert_eq!(row_key(twin), row_key(first));
+
+        let second = active_session_asking_for(&store, &alice, twin).await;
+        assert_ne!(second, twin, "the key was taken, so the id must change");
+        assert_ne!(row_key(second), row_key(first));
+        for id in [first, second] {
+            let stored = store.session(id).await.unwrap().expect("both are kept");
+            assert_eq!(stored.session.id, id);
+        }
+        assert!(store.session(twin).await.unwrap().is_none());
+        assert_eq!(db.stored_status(second), "Active");
     }
 
     #[tokio::test]

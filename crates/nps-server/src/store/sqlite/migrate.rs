@@ -2,10 +2,11 @@
 //! The schema's statements create what is missing and leave the rest; what
 //! they cannot change in place is rebuilt here first.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
 
-use super::{in_transaction, map_err};
-use crate::store::StoreResult;
+use super::{in_transaction, map_err, row_key};
+use crate::store::{StoreError, StoreResult};
 
 /// The indexes of `sessions`: renamed with their table, so dropped before
 /// the schema creates them on the new one.
@@ -19,24 +20,62 @@ const SESSION_INDEXES: [&str; 5] = [
 
 /// Applies `schema` to the file behind `conn`.
 pub(super) fn migrate(conn: &Connection, schema: &str) -> StoreResult<()> {
-    in_transaction(conn, || rebuild(conn, schema).map_err(map_err))
+    in_transaction(conn, || rebuild(conn, schema))
 }
 
-/// The schema's statements, after rebuilding a rowid `sessions` table.
-fn rebuild(conn: &Connection, schema: &str) -> rusqlite::Result<()> {
-    let old_layout = sessions_has_rowid(conn)?;
+/// The schema's statements, after rebuilding a `sessions` table keyed by
+/// `id` alone (a rowid table with an index on `id`, from the first release,
+/// or a WITHOUT ROWID table keyed by `id`, from the next).
+fn rebuild(conn: &Connection, schema: &str) -> StoreResult<()> {
+    let old_layout = sessions_needs_rebuild(conn).map_err(map_err)?;
     if old_layout {
-        conn.execute_batch("ALTER TABLE sessions RENAME TO sessions_rowid")?;
+        conn.execute_batch("ALTER TABLE sessions RENAME TO sessions_old")
+            .map_err(map_err)?;
         for index in SESSION_INDEXES {
-            conn.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;
+            conn.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))
+                .map_err(map_err)?;
         }
     }
-    conn.execute_batch(schema)?;
+    conn.execute_batch(schema).map_err(map_err)?;
     if old_layout {
-        // The same columns in the same order: only the table's kind changed.
-        conn.execute_batch(
-            "INSERT INTO sessions SELECT * FROM sessions_rowid; DROP TABLE sessions_rowid;",
-        )?;
+        copy_keyed(conn)?;
+        conn.execute_batch("DROP TABLE sessions_old")
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Copies each row of `sessions_old` into `sessions` under its key. The
+/// columns are the same, in the same order, after `id_key`.
+fn copy_keyed(conn: &Connection) -> StoreResult<()> {
+    let ids: Vec<String> = conn
+        .prepare("SELECT id FROM sessions_old")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .map_err(map_err)?;
+    let mut insert = conn
+        .prepare("INSERT INTO sessions SELECT ?1, * FROM sessions_old WHERE id = ?2")
+        .map_err(map_err)?;
+    let mut taken = conn
+        .prepare("SELECT id FROM sessions WHERE id_key = ?1")
+        .map_err(map_err)?;
+    for id in ids {
+        let uuid = Uuid::parse_str(&id).map_err(|e| {
+            StoreError::Internal(format!("the stored session id {id:?} is not a UUID: {e}"))
+        })?;
+        let key = row_key(uuid);
+        let holder: Option<String> = taken
+            .query_row(params![key], |r| r.get(0))
+            .optional()
+            .map_err(map_err)?;
+        if let Some(holder) = holder {
+            return Err(StoreError::Internal(format!(
+                "sessions {holder} and {id} share their first 64 bits, the key of the new \
+                 layout of `sessions`, so this file cannot be migrated (the odds are \
+                 about one in two million at a million sessions); keep running the previous \
+                 release on it"
+            )));
+        }
+        insert.execute(params![key, id]).map_err(map_err)?;
     }
     Ok(())
 }
@@ -48,7 +87,7 @@ fn rebuild(conn: &Connection, schema: &str) -> rusqlite::Result<()> {
 /// added objects or rebuilt `sessions`; one that changes a table in place
 /// must be told apart here too.
 pub(super) fn is_current(conn: &Connection, schema: &str) -> rusqlite::Result<bool> {
-    if sessions_has_rowid(conn)? {
+    if sessions_needs_rebuild(conn)? {
         return Ok(false);
     }
     let mut exists = conn.prepare(
@@ -73,17 +112,17 @@ fn schema_objects(schema: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Files made before `sessions` became a WITHOUT ROWID table (a lookup by id
-/// then read an index leaf and a table leaf; now one leaf).
-fn sessions_has_rowid(conn: &Connection) -> rusqlite::Result<bool> {
-    let sql: Option<String> = conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'sessions'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(sql.is_some_and(|sql| !sql.to_ascii_uppercase().contains("WITHOUT ROWID")))
+/// Files whose `sessions` table has no `id_key` column: keyed by `id`
+/// alone, a lookup walked a B-tree with whole rows in its interior pages
+/// (or an index and then the table); now it walks one keyed by integers.
+fn sessions_needs_rebuild(conn: &Connection) -> rusqlite::Result<bool> {
+    let (table, keyed): (i64, i64) = conn.query_row(
+        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sessions'), \
+                (SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'id_key')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(table == 1 && keyed == 0)
 }
 
 #[cfg(test)]
@@ -94,73 +133,147 @@ mod tests {
     use uuid::Uuid;
 
     use crate::store::sqlite::temp_db::{new_user, TempDb};
-    use crate::store::sqlite::{SqliteStore, SCHEMA};
+    use crate::store::sqlite::{row_key, SqliteStore, SCHEMA};
     use crate::store::Store;
 
-    #[tokio::test]
-    async fn a_file_with_the_rowid_sessions_table_is_rebuilt_and_keeps_its_sessions() {
-        let db = TempDb::new();
-        let path = db.path();
-        // The layout of the first release: the same schema, a rowid table.
-        let old = SCHEMA.replace(") WITHOUT ROWID;", ");");
-        assert_ne!(old, SCHEMA);
-        let id = Uuid::new_v4();
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&old).unwrap();
-            conn.execute(
-                "INSERT INTO sessions (id, created_by_login, created_at, modified_at, status, \
-                 scheduled_start, activity_id, node_id, allow_extension) \
-                 VALUES (?1, 'alice', 1, 1, 'Active', 1, ?2, ?2, 1)",
-                [id.to_string(), Uuid::nil().to_string()],
-            )
-            .unwrap();
-        }
-
-        let store = SqliteStore::open(&path).unwrap();
-        let session = store
-            .session(id)
-            .await
-            .unwrap()
-            .expect("the session is kept");
-        assert_eq!(
-            session.session.created_by_user_name.as_deref(),
-            Some("alice")
+    /// The schema of an earlier release: `sessions` keyed by `id` alone, as
+    /// a rowid table (the first release) or WITHOUT ROWID (the next).
+    fn earlier_schema(without_rowid: bool) -> String {
+        let keyed_by_id = SCHEMA.replace(
+            "    id_key                    INTEGER PRIMARY KEY,\n    \
+             id                        TEXT NOT NULL,\n",
+            "    id                        TEXT PRIMARY KEY,\n",
         );
+        assert_ne!(keyed_by_id, SCHEMA, "the current layout changed");
+        if !without_rowid {
+            return keyed_by_id;
+        }
+        let end = "-- status reached when the end phase succeeds\n);";
+        assert!(keyed_by_id.contains(end));
+        keyed_by_id.replace(end, &end.replace(");", ") WITHOUT ROWID;"))
+    }
 
-        let conn = Connection::open(&path).unwrap();
-        let sql: String = conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE name = 'sessions'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert!(sql.contains("WITHOUT ROWID"), "{sql}");
-        for index in super::SESSION_INDEXES {
-            let on: String = conn
+    fn insert_earlier_session(conn: &Connection, id: &str, login: &str) {
+        conn.execute(
+            "INSERT INTO sessions (id, created_by_login, created_at, modified_at, status, \
+             scheduled_start, activity_id, node_id, allow_extension) \
+             VALUES (?1, ?2, 1, 1, 'Active', 1, ?3, ?3, 1)",
+            [id, login, &Uuid::nil().to_string()],
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_keyed_by_id_alone_is_rebuilt_and_keeps_its_sessions() {
+        for without_rowid in [false, true] {
+            let db = TempDb::new();
+            let path = db.path();
+            let ids = [Uuid::new_v4(), Uuid::new_v4()];
+            {
+                let conn = Connection::open(&path).unwrap();
+                conn.execute_batch(&earlier_schema(without_rowid)).unwrap();
+                insert_earlier_session(&conn, &ids[0].to_string(), "alice");
+                insert_earlier_session(&conn, &ids[1].to_string(), "bob");
+                assert!(!is_current(&conn, SCHEMA).unwrap());
+            }
+
+            let store = SqliteStore::open(&path).unwrap();
+            for (id, login) in ids.iter().zip(["alice", "bob"]) {
+                let session = store
+                    .session(*id)
+                    .await
+                    .unwrap()
+                    .expect("the session is kept");
+                assert_eq!(session.session.created_by_user_name.as_deref(), Some(login));
+            }
+
+            let conn = Connection::open(&path).unwrap();
+            assert!(is_current(&conn, SCHEMA).unwrap(), "{without_rowid}");
+            for id in ids {
+                let key: i64 = conn
+                    .query_row(
+                        "SELECT id_key FROM sessions WHERE id = ?1",
+                        [id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(key, row_key(id));
+            }
+            for index in super::SESSION_INDEXES {
+                let on: String = conn
+                    .query_row(
+                        "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                        [index],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(on, "sessions", "{index}");
+            }
+            let leftovers: i64 = conn
                 .query_row(
-                    "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?1",
-                    [index],
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sessions_old'",
+                    [],
                     |r| r.get(0),
                 )
                 .unwrap();
-            assert_eq!(on, "sessions", "{index}");
-        }
-        let leftovers: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sessions_rowid'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(leftovers, 0);
-        drop(conn);
-        drop(store);
+            assert_eq!(leftovers, 0);
+            drop(conn);
+            drop(store);
 
-        // Opening again changes nothing.
-        let store = SqliteStore::open(&path).unwrap();
-        assert!(store.session(id).await.unwrap().is_some());
+            // Opening again changes nothing.
+            let store = SqliteStore::open(&path).unwrap();
+            for id in ids {
+                assert!(store.session(id).await.unwrap().is_some());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_whose_ids_share_a_key_is_refused_and_left_as_it_was() {
+        let db = TempDb::new();
+        let path = db.path();
+        let first = Uuid::new_v4();
+        let (high, low) = first.as_u64_pair();
+        let twin = Uuid::from_u64_pair(high, !low);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&earlier_schema(true)).unwrap();
+            insert_earlier_session(&conn, &first.to_string(), "alice");
+            insert_earlier_session(&conn, &twin.to_string(), "bob");
+        }
+
+        let err = SqliteStore::open(&path).err().expect("the migration fails");
+        let msg = err.to_string();
+        assert!(msg.contains("share their first 64 bits"), "{msg}");
+        assert!(msg.contains("previous release"), "{msg}");
+
+        let conn = Connection::open(&path).unwrap();
+        assert!(!is_current(&conn, SCHEMA).unwrap(), "rolled back");
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn every_statement_by_id_finds_the_session_by_its_key() {
+        use crate::store::sqlite::{EXTEND, KEY_TAKEN, LOAD_SESSION, WRITE_ROW};
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        for sql in [LOAD_SESSION, KEY_TAKEN, WRITE_ROW, EXTEND] {
+            let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let unbound = std::iter::repeat_n(rusqlite::types::Null, explain.parameter_count());
+            let plan: Vec<String> = explain
+                .query_map(rusqlite::params_from_iter(unbound), |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                plan,
+                ["SEARCH sessions USING INTEGER PRIMARY KEY (rowid=?)"],
+                "{sql}"
+            );
+        }
     }
 
     #[test]
@@ -188,9 +301,8 @@ mod tests {
         let path = db.path();
         let conn = Connection::open(&path).unwrap();
         assert!(!is_current(&conn, SCHEMA).unwrap(), "an empty file");
-        conn.execute_batch(&SCHEMA.replace(") WITHOUT ROWID;", ");"))
-            .unwrap();
-        assert!(!is_current(&conn, SCHEMA).unwrap(), "the rowid layout");
+        conn.execute_batch(&earlier_schema(true)).unwrap();
+        assert!(!is_current(&conn, SCHEMA).unwrap(), "keyed by id alone");
         drop(conn);
         drop(SqliteStore::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
@@ -206,7 +318,7 @@ mod tests {
         let path = db.path();
         Connection::open(&path)
             .unwrap()
-            .execute_batch(&SCHEMA.replace(") WITHOUT ROWID;", ");"))
+            .execute_batch(&earlier_schema(false))
             .unwrap();
         let users = |path: &std::path::Path| -> i64 {
             Connection::open(path)
