@@ -120,8 +120,14 @@ fn open_file(path: &Path, _owner: &owner::Owner) -> anyhow::Result<Connection> {
     let conn = connect(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    migrate::migrate(&conn, SCHEMA)
+    let rebuilt = migrate::migrate(&conn, SCHEMA)
         .map_err(|e| anyhow::anyhow!("cannot migrate the database {}: {e}", path.display()))?;
+    if rebuilt {
+        // The rebuild wrote the whole table into the WAL (600 MB at a
+        // million sessions), whose file would keep that size: copy it back
+        // and empty the file now, before anything else uses it.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
     let existing: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| {
             r.get(0)
