@@ -44,10 +44,11 @@ fn uuid_of_key(key: &str) -> String {
 /// bits of the UUID. Statements that find a session by id use it, or SQLite
 /// reads the whole table.
 fn row_key(id: &str) -> Result<i64, String> {
-    let hex: String = id.chars().filter(|c| *c != '-').take(16).collect();
-    u64::from_str_radix(&hex, 16)
-        .map(|k| k as i64)
-        .map_err(|e| format!("session id {id:?} is not a UUID: {e}"))
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    match hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        true => Ok(u64::from_str_radix(&hex[..16], 16).expect("16 hex digits") as i64),
+        false => Err(format!("session id {id:?} is not a UUID")),
+    }
 }
 
 /// Seeded sessions were created this far apart (microseconds), older than
@@ -153,14 +154,14 @@ pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
         .unchecked_transaction()
         .map_err(sql_err("begin the bulk load"))?;
     let created = format!("(?3 - k.n * {CREATED_EVERY_US})");
-    // OR IGNORE: a key already taken (random keys meet about once in two
-    // million seedings of a million) is skipped; `added` counts what was.
+    // A key already taken (random keys meet about once in two million
+    // seedings of a million) is skipped; `added` counts what was seeded.
     let added = tx
         .execute(
             &format!(
                 "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < ?1), \
                keyed(n, key) AS MATERIALIZED (SELECT n, {NEW_KEY} FROM k) \
-             INSERT OR IGNORE INTO sessions (id_key, {COLUMNS}) \
+             INSERT INTO sessions (id_key, {COLUMNS}) \
              SELECT k.key, {id}, t.created_by, t.created_by_login, t.created_from, \
                {created}, {created}, t.status, t.status_description, \
                {created}, {created}, {created} + (t.scheduled_end - t.scheduled_start), \
@@ -171,7 +172,8 @@ pub fn seed(db: &Path, template: &str, total: u64) -> Result<Seeded, String> {
                t.target_user_id, t.node_id, t.allow_extension, t.extension_count, \
                t.extension_minutes, t.work_phase, t.work_index, t.work_attempts, t.work_due, \
                t.end_target \
-             FROM keyed AS k, (SELECT * FROM sessions WHERE id_key = ?4 AND id = ?2) AS t",
+             FROM keyed AS k, (SELECT * FROM sessions WHERE id_key = ?4 AND id = ?2) AS t \
+             WHERE true ON CONFLICT (id_key) DO NOTHING",
                 id = uuid_of_key("k.key"),
             ),
             params![add as i64, template, oldest, row_key(template)?],

@@ -30,8 +30,9 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 -- Keyed by `id_key`, the first 64 bits of the id (`row_key` in
 -- store/sqlite.rs), as the table's rowid: a lookup walks one B-tree whose
--- interior pages hold only integers (four levels at a million sessions, 470
--- interior pages small enough to stay in the page cache), then checks `id`. Keys
+-- interior pages hold only integers (four levels at a million sessions,
+-- about 470 interior pages, the size of a reader's 2 MB page cache), then
+-- checks `id`. The store keeps `id_key = row_key(id)` on every insert: keys
 -- are unique, so ids are; a new session whose key is taken gets another id.
 -- (Earlier files keyed the table by `id` alone; store/sqlite/migrate.rs
 -- rebuilds them.)

@@ -124,8 +124,9 @@ fn open_file(path: &Path, _owner: &owner::Owner) -> anyhow::Result<Connection> {
         .map_err(|e| anyhow::anyhow!("cannot migrate the database {}: {e}", path.display()))?;
     if rebuilt {
         // The rebuild wrote the whole table into the WAL (600 MB at a
-        // million sessions), whose file would keep that size: copy it back
-        // and empty the file now, before anything else uses it.
+        // million sessions): copy it back and empty the file now, before
+        // anything else uses it. (Should another process hold a read, the
+        // writer's `journal_size_limit` cuts the file back later.)
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     }
     let existing: Option<String> = conn
@@ -238,6 +239,10 @@ impl SqliteStore {
         // writer's own, past 4,000 pages, only finishes what that thread
         // left, so that the WAL can start over (see there).
         conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES)?;
+        // When the WAL starts over, its file is cut back to this size: one
+        // large transaction (a migration's rebuild: 600 MB at a million
+        // sessions) would otherwise leave it that large for good.
+        conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_FILE_LIMIT)?;
         let epoch = Arc::new(Epoch::default());
         let readers = Arc::new(Readers::new(path, Arc::clone(&epoch)));
         let committed = checkpoint::start(path, epoch, Arc::clone(&readers))?;

@@ -39,6 +39,10 @@ use super::readers::{Epoch, Readers};
 /// default is 1,000): about 16 MB of WAL at most between restarts.
 pub(super) const WRITER_PAGES: i64 = 4_000;
 
+/// The size, in bytes, the WAL's file is cut back to when the WAL starts
+/// over (`journal_size_limit`): above what [`WRITER_PAGES`] lets it reach.
+pub(super) const WAL_FILE_LIMIT: i64 = 32 * 1024 * 1024;
+
 /// Least time between two checkpoints: the same page written many times in
 /// that interval is copied once.
 const INTERVAL: Duration = Duration::from_millis(50);

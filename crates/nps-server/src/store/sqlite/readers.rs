@@ -310,6 +310,44 @@ mod tests {
         assert!(grew <= 3, "the WAL grew after {grew} of 12 commits");
     }
 
+    #[tokio::test]
+    async fn the_wal_file_is_cut_back_after_one_large_transaction() {
+        use crate::store::sqlite::checkpoint::WAL_FILE_LIMIT;
+
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let wal = || {
+            std::fs::metadata(db.path().with_extension("db-wal"))
+                .unwrap()
+                .len()
+        };
+        // One transaction larger than the limit, as a migration's rebuild
+        // (made by another connection here: the store has no such write).
+        let big = WAL_FILE_LIMIT as usize + (8 << 20);
+        {
+            let conn = Connection::open(db.path()).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            conn.execute_batch(&format!(
+                "BEGIN; CREATE TABLE filler (b BLOB); \
+                 WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < {}) \
+                 INSERT INTO filler SELECT randomblob(4000) FROM k; COMMIT;",
+                big / 4000
+            ))
+            .unwrap();
+        }
+        assert!(wal() > big as u64, "the WAL holds the transaction");
+        // The store's commits let the checkpointer copy it all; the WAL then
+        // starts over, and its file is cut back.
+        for i in 0..50 {
+            store.add_user(new_user(&format!("user{i}"))).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if wal() <= WAL_FILE_LIMIT as u64 {
+                return;
+            }
+        }
+        panic!("the WAL's file is still {} MB", wal() >> 20);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_starts_over_under_steady_reads_and_writes() {
         use std::sync::atomic::{AtomicBool, Ordering};
