@@ -223,6 +223,13 @@ mod tests {
             == 1
     }
 
+    /// The size of the file's WAL (0 before there is one).
+    fn wal_len(db: &TempDb) -> u64 {
+        std::fs::metadata(db.path().with_extension("db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
     /// Whether a kept-snapshot read finds `login`.
     fn kept_sees(store: &SqliteStore, login: &str) -> bool {
         store.readers.kept(|c| Ok(sees(c, login))).unwrap()
@@ -285,11 +292,7 @@ mod tests {
     async fn idle_readers_let_the_wal_start_over() {
         let db = TempDb::new();
         let store = SqliteStore::open(&db.path()).unwrap();
-        let wal = || {
-            std::fs::metadata(db.path().with_extension("db-wal"))
-                .unwrap()
-                .len()
-        };
+        let wal = || wal_len(&db);
         let mut grew = 0;
         let mut last = 0;
         for i in 0..15 {
@@ -316,11 +319,7 @@ mod tests {
 
         let db = TempDb::new();
         let store = SqliteStore::open(&db.path()).unwrap();
-        let wal = || {
-            std::fs::metadata(db.path().with_extension("db-wal"))
-                .unwrap()
-                .len()
-        };
+        let wal = || wal_len(&db);
         // One transaction larger than the limit, as a migration's rebuild
         // (made by another connection here: the store has no such write).
         let big = WAL_FILE_LIMIT as usize + (8 << 20);
@@ -367,11 +366,7 @@ mod tests {
                 })
             })
             .collect();
-        let wal = || {
-            std::fs::metadata(db.path().with_extension("db-wal"))
-                .map(|m| m.len())
-                .unwrap_or(0)
-        };
+        let wal = || wal_len(&db);
         // 20,000 commits, 16 at a time: about 120 MB of WAL if it never
         // started over (it did not, before the fallback in checkpoint.rs).
         let mut peak = 0;
