@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use nps_api::policy::Role;
 use nps_api::{ActionLogDto, ActionLogType, ActivitySession, SessionStatus};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, ToSql};
 use uuid::Uuid;
 
 use super::*;
@@ -507,60 +507,95 @@ fn opt_str(u: Option<Uuid>) -> Option<String> {
     u.map(|u| u.to_string())
 }
 
+/// The work columns of a row, as bound (all NULL when no work is owed).
+struct WorkColumns {
+    phase: Option<&'static str>,
+    next_action: Option<i64>,
+    attempts: Option<i64>,
+    due: Option<i64>,
+    end_target: Option<&'static str>,
+}
+
+impl WorkColumns {
+    fn of(work: Option<&Work>) -> WorkColumns {
+        WorkColumns {
+            phase: work.map(|w| w.phase.as_str()),
+            next_action: work.map(|w| w.next_action as i64),
+            attempts: work.map(|w| w.attempts as i64),
+            due: work.map(|w| to_micros(w.due)),
+            end_target: work.and_then(|w| w.end_target).map(SessionStatus::as_str),
+        }
+    }
+
+    /// Then the row's key: the last six parameters of the insert and of
+    /// [`WRITE_ROW`], in this order.
+    fn and_key<'a>(&'a self, key: &'a i64) -> [&'a dyn ToSql; 6] {
+        [
+            &self.phase,
+            &self.next_action,
+            &self.attempts,
+            &self.due,
+            &self.end_target,
+            key,
+        ]
+    }
+}
+
 fn insert_session_row(
     conn: &Connection,
     s: &ActivitySession,
     work: Option<&Work>,
     creator_login: &str,
 ) -> StoreResult<()> {
-    conn.prepare_cached(concat!(
-        "INSERT INTO sessions (id_key, ",
-        session_columns!(),
-        ") VALUES (?37, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+    let (w, key) = (WorkColumns::of(work), row_key(s.id));
+    let mut insert = conn
+        .prepare_cached(concat!(
+            "INSERT INTO sessions (id_key, ",
+            session_columns!(),
+            ") VALUES (?37, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
          ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
          ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
-    ))
-    .map_err(map_err)?
-    .execute(rusqlite::params![
-        s.id.to_string(),
-        opt_str(s.created_by),
-        creator_login,
-        s.created_from_address,
-        to_micros(s.created_date_time_utc),
-        to_micros(s.modified_date_time_utc),
-        s.status.as_str(),
-        s.status_description,
-        to_micros(s.scheduled_start_date_time_utc),
-        s.actual_start_date_time_utc.map(to_micros),
-        s.scheduled_end_date_time_utc.map(to_micros),
-        s.actual_end_date_time_utc.map(to_micros),
-        opt_str(s.cancelled_by),
-        s.activity_id.to_string(),
-        s.activity_name,
-        opt_str(s.activity_session_group_id),
-        opt_str(s.access_control_policy_id),
-        opt_str(s.managed_account_id),
-        opt_str(s.managed_resource_id),
-        s.managed_resource_name,
-        opt_str(s.credential_id),
-        s.login_account_name,
-        s.note,
-        s.ticket,
-        s.custom_fields,
-        opt_str(s.target_id),
-        opt_str(s.target_user_id),
-        s.node_id.to_string(),
-        s.allow_session_extension,
-        s.session_extension_count,
-        s.session_extension_minutes,
-        work.map(|w| w.phase.as_str()),
-        work.map(|w| w.next_action as i64),
-        work.map(|w| w.attempts as i64),
-        work.map(|w| to_micros(w.due)),
-        work.and_then(|w| w.end_target).map(SessionStatus::as_str),
-        row_key(s.id),
-    ])
-    .map_err(map_err)?;
+        ))
+        .map_err(map_err)?;
+    insert
+        .execute(params_from_iter(
+            params![
+                s.id.to_string(),
+                opt_str(s.created_by),
+                creator_login,
+                s.created_from_address,
+                to_micros(s.created_date_time_utc),
+                to_micros(s.modified_date_time_utc),
+                s.status.as_str(),
+                s.status_description,
+                to_micros(s.scheduled_start_date_time_utc),
+                s.actual_start_date_time_utc.map(to_micros),
+                s.scheduled_end_date_time_utc.map(to_micros),
+                s.actual_end_date_time_utc.map(to_micros),
+                opt_str(s.cancelled_by),
+                s.activity_id.to_string(),
+                s.activity_name,
+                opt_str(s.activity_session_group_id),
+                opt_str(s.access_control_policy_id),
+                opt_str(s.managed_account_id),
+                opt_str(s.managed_resource_id),
+                s.managed_resource_name,
+                opt_str(s.credential_id),
+                s.login_account_name,
+                s.note,
+                s.ticket,
+                s.custom_fields,
+                opt_str(s.target_id),
+                opt_str(s.target_user_id),
+                s.node_id.to_string(),
+                s.allow_session_extension,
+                s.session_extension_count,
+                s.session_extension_minutes,
+            ]
+            .iter()
+            .chain(&w.and_key(&key)),
+        ))
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -636,24 +671,23 @@ impl Step {
 
 /// Writes what a transition changes of a session's row.
 fn write_row(conn: &Connection, next: &StoredSession) -> StoreResult<()> {
-    let (s, work) = (&next.session, next.work.as_ref());
+    let s = &next.session;
+    let (w, key) = (WorkColumns::of(next.work.as_ref()), row_key(s.id));
     conn.prepare_cached(WRITE_ROW)
         .map_err(map_err)?
-        .execute(params![
-            s.id.to_string(),
-            s.status.as_str(),
-            s.status_description,
-            to_micros(s.modified_date_time_utc),
-            s.actual_start_date_time_utc.map(to_micros),
-            s.actual_end_date_time_utc.map(to_micros),
-            opt_str(s.cancelled_by),
-            work.map(|w| w.phase.as_str()),
-            work.map(|w| w.next_action as i64),
-            work.map(|w| w.attempts as i64),
-            work.map(|w| to_micros(w.due)),
-            work.and_then(|w| w.end_target).map(SessionStatus::as_str),
-            row_key(s.id),
-        ])
+        .execute(params_from_iter(
+            params![
+                s.id.to_string(),
+                s.status.as_str(),
+                s.status_description,
+                to_micros(s.modified_date_time_utc),
+                s.actual_start_date_time_utc.map(to_micros),
+                s.actual_end_date_time_utc.map(to_micros),
+                opt_str(s.cancelled_by),
+            ]
+            .iter()
+            .chain(&w.and_key(&key)),
+        ))
         .map_err(map_err)?;
     Ok(())
 }
