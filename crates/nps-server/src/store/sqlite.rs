@@ -370,6 +370,15 @@ pub(super) fn row_key(id: Uuid) -> i64 {
     id.as_u64_pair().0 as i64
 }
 
+/// A new row, or none when its key is taken (see `insert_session`).
+const INSERT_SESSION: &str = concat!(
+    "INSERT INTO sessions (",
+    session_columns!(),
+    ", id_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, \
+     ?33, ?34, ?35, ?36, ?37) ON CONFLICT (id_key) DO NOTHING"
+);
+
 /// The statements that find a session by id; a test checks that each finds
 /// it by key ([`row_key`]).
 const LOAD_SESSION: &str = concat!(
@@ -377,7 +386,6 @@ const LOAD_SESSION: &str = concat!(
     session_columns!(),
     " FROM sessions WHERE id_key = ?1 AND id = ?2"
 );
-const KEY_TAKEN: &str = "SELECT 1 FROM sessions WHERE id_key = ?1";
 const WRITE_ROW: &str = "UPDATE sessions SET status = ?2, status_description = ?3, \
     modified_at = ?4, actual_start = ?5, actual_end = ?6, cancelled_by = ?7, work_phase = ?8, \
     work_index = ?9, work_attempts = ?10, work_due = ?11, end_target = ?12 \
@@ -476,16 +484,6 @@ fn load_session(conn: &Connection, id: Uuid) -> StoreResult<Option<StoredSession
         .map_err(map_err)
 }
 
-/// Whether a stored session's row already has the key `id` would take.
-fn key_taken(conn: &Connection, id: Uuid) -> StoreResult<bool> {
-    conn.prepare_cached(KEY_TAKEN)
-        .map_err(map_err)?
-        .query_row(params![row_key(id)], |_| Ok(()))
-        .optional()
-        .map(|found| found.is_some())
-        .map_err(map_err)
-}
-
 fn append_log(
     conn: &Connection,
     id: Uuid,
@@ -527,8 +525,8 @@ impl WorkColumns {
         }
     }
 
-    /// Then the row's key: the last six parameters of the insert and of
-    /// [`WRITE_ROW`], in this order.
+    /// Then the row's key: the last six parameters of [`INSERT_SESSION`]
+    /// and of [`WRITE_ROW`], in this order.
     fn and_key<'a>(&'a self, key: &'a i64) -> [&'a dyn ToSql; 6] {
         [
             &self.phase,
@@ -541,23 +539,17 @@ impl WorkColumns {
     }
 }
 
+/// Inserts a session's row; answers false, and writes nothing, when
+/// another row has its key.
 fn insert_session_row(
     conn: &Connection,
     s: &ActivitySession,
     work: Option<&Work>,
     creator_login: &str,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let (w, key) = (WorkColumns::of(work), row_key(s.id));
-    let mut insert = conn
-        .prepare_cached(concat!(
-            "INSERT INTO sessions (id_key, ",
-            session_columns!(),
-            ") VALUES (?37, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
-         ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
-        ))
-        .map_err(map_err)?;
-    insert
+    conn.prepare_cached(INSERT_SESSION)
+        .map_err(map_err)?
         .execute(params_from_iter(
             params![
                 s.id.to_string(),
@@ -595,8 +587,8 @@ fn insert_session_row(
             .iter()
             .chain(&w.and_key(&key)),
         ))
-        .map_err(map_err)?;
-    Ok(())
+        .map(|inserted| inserted == 1)
+        .map_err(map_err)
 }
 
 /// Applies an event to a loaded row (inside the writer's transaction).
@@ -869,11 +861,10 @@ impl Store for SqliteStore {
             let mut new = new;
             // Random ids share their first 64 bits (the row's key) about once
             // in 2^60 pairs; the newcomer then takes another id.
-            while key_taken(c, new.session.id)? {
+            while !insert_session_row(c, &new.session, new.work.as_ref(), &actor_name)? {
                 new.session.id = Uuid::new_v4();
             }
             let s = &new.session;
-            insert_session_row(c, s, new.work.as_ref(), &actor_name)?;
             append_log(
                 c,
                 s.id,

@@ -270,10 +270,10 @@ mod tests {
 
     #[test]
     fn every_statement_by_id_finds_the_session_by_its_key() {
-        use crate::store::sqlite::{EXTEND, KEY_TAKEN, LOAD_SESSION, WRITE_ROW};
+        use crate::store::sqlite::{EXTEND, LOAD_SESSION, WRITE_ROW};
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA).unwrap();
-        for sql in [LOAD_SESSION, KEY_TAKEN, WRITE_ROW, EXTEND] {
+        for sql in [LOAD_SESSION, WRITE_ROW, EXTEND] {
             let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let unbound = std::iter::repeat_n(rusqlite::types::Null, explain.parameter_count());
             let plan: Vec<String> = explain
