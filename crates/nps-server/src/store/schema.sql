@@ -78,7 +78,12 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 
 CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, created_at DESC);
+-- No index by status: listings filter on `status` while walking
+-- sessions_by_created in the order they answer, and the engine's queries
+-- use the partial indexes below. The index by (status, created_at) of
+-- earlier files served no query, and each change of status wrote two
+-- random pages of it (half the random writes of applying an end).
+DROP INDEX IF EXISTS sessions_by_status;
 CREATE INDEX IF NOT EXISTS sessions_work_due ON sessions (work_due) WHERE work_phase IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sessions_pending_start ON sessions (scheduled_start) WHERE status = 'Pending';
 CREATE INDEX IF NOT EXISTS sessions_active_end ON sessions (scheduled_end)

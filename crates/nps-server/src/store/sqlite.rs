@@ -1128,8 +1128,9 @@ impl Store for SqliteStore {
         // Which sessions are due is read first; whether each has start
         // actions is the caller's configuration, decided here, outside the
         // writer. Here and in next_due the partial indexes are named: without
-        // statistics SQLite prefers sessions_by_status (status = ?) and walks
-        // every Active session, 0.2 s per query at a million, on every tick.
+        // statistics SQLite preferred the index by status of earlier files
+        // (status = ?) and walked every Active session, 0.2 s per query at a
+        // million, on every tick; no query may fall back to such a walk.
         let now_us = to_micros(now);
         let due = self
             .read_sessions(move |c| {

@@ -9,10 +9,10 @@ use super::{in_transaction, map_err, row_key};
 use crate::store::{StoreError, StoreResult};
 
 /// The indexes of `sessions`: renamed with their table, so dropped before
-/// the schema creates them on the new one.
-const SESSION_INDEXES: [&str; 5] = [
+/// the schema creates them on the new one. (Those of earlier files that the
+/// schema no longer has are dropped by its own `DROP INDEX IF EXISTS`.)
+const SESSION_INDEXES: [&str; 4] = [
     "sessions_by_created",
-    "sessions_by_status",
     "sessions_work_due",
     "sessions_pending_start",
     "sessions_active_end",
@@ -96,9 +96,10 @@ fn copy_keyed(conn: &Connection) -> StoreResult<()> {
 /// Whether the file behind `conn` already has `schema`, so that a process
 /// which must not migrate it (`nps-server user add` beside a running
 /// server) may write to it: every table and index the schema creates exists,
-/// and `sessions` has its current layout. Every change of the schema so far
-/// added objects or rebuilt `sessions`; one that changes a table in place
-/// must be told apart here too.
+/// none it drops does, and `sessions` has its current layout. Every change
+/// of the schema so far added objects, dropped an index or rebuilt
+/// `sessions`; one that changes a table in place must be told apart here
+/// too.
 pub(super) fn is_current(conn: &Connection, schema: &str) -> rusqlite::Result<bool> {
     if sessions_needs_rebuild(conn)? {
         return Ok(false);
@@ -112,16 +113,32 @@ pub(super) fn is_current(conn: &Connection, schema: &str) -> rusqlite::Result<bo
             return Ok(false);
         }
     }
+    for name in schema_drops(schema) {
+        let n: i64 = exists.query_row([name], |r| r.get(0))?;
+        if n > 0 {
+            return Ok(false);
+        }
+    }
     Ok(true)
 }
 
 /// The names of the tables and indexes `schema` creates (each statement
 /// says `CREATE ... IF NOT EXISTS name`).
 fn schema_objects(schema: &str) -> impl Iterator<Item = &str> {
-    schema.split("IF NOT EXISTS").skip(1).filter_map(|rest| {
+    names_after(schema, "IF NOT EXISTS")
+}
+
+/// The names of the indexes of earlier files that `schema` drops (each
+/// statement says `DROP INDEX IF EXISTS name`).
+fn schema_drops(schema: &str) -> impl Iterator<Item = &str> {
+    names_after(schema, "DROP INDEX IF EXISTS")
+}
+
+fn names_after<'a>(schema: &'a str, words: &'static str) -> impl Iterator<Item = &'a str> {
+    schema.split(words).skip(1).filter_map(|rest| {
         rest.split_whitespace()
             .next()
-            .map(|name| name.trim_end_matches('('))
+            .map(|name| name.trim_end_matches(['(', ';']))
     })
 }
 
@@ -142,22 +159,50 @@ fn sessions_needs_rebuild(conn: &Connection) -> rusqlite::Result<bool> {
 mod tests {
     use rusqlite::Connection;
 
-    use super::{is_current, schema_objects};
+    use super::{is_current, schema_drops, schema_objects};
     use uuid::Uuid;
 
     use crate::store::sqlite::temp_db::{new_user, TempDb};
     use crate::store::sqlite::{row_key, SqliteStore, SCHEMA};
     use crate::store::Store;
 
+    /// The index by status that releases up to `57c6c0c` created.
+    const STATUS_INDEX: &str = "DROP INDEX IF EXISTS sessions_by_status;";
+
+    /// The schema of the release before this one: the current layout, with
+    /// the index by status.
+    fn schema_with_status_index() -> String {
+        assert!(SCHEMA.contains(STATUS_INDEX));
+        SCHEMA.replace(
+            STATUS_INDEX,
+            "CREATE INDEX sessions_by_status ON sessions (status, created_at DESC);",
+        )
+    }
+
+    fn has_index(conn: &Connection, name: &str) -> bool {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            > 0
+    }
+
     /// The schema of an earlier release: `sessions` keyed by `id` alone, as
-    /// a rowid table (the first release) or WITHOUT ROWID (the next).
+    /// a rowid table (the first release) or WITHOUT ROWID (the next), with
+    /// the index by status.
     fn earlier_schema(without_rowid: bool) -> String {
-        let keyed_by_id = SCHEMA.replace(
+        let keyed_by_id = schema_with_status_index().replace(
             "    id_key                    INTEGER PRIMARY KEY,\n    \
              id                        TEXT NOT NULL,\n",
             "    id                        TEXT PRIMARY KEY,\n",
         );
-        assert_ne!(keyed_by_id, SCHEMA, "the current layout changed");
+        assert_ne!(
+            keyed_by_id,
+            schema_with_status_index(),
+            "the current layout changed"
+        );
         if !without_rowid {
             return keyed_by_id;
         }
@@ -222,6 +267,7 @@ mod tests {
                     .unwrap();
                 assert_eq!(on, "sessions", "{index}");
             }
+            assert!(!has_index(&conn, "sessions_by_status"));
             let leftovers: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sessions_old'",
@@ -306,6 +352,35 @@ mod tests {
         for index in super::SESSION_INDEXES {
             assert!(names.contains(&index), "{index} in {names:?}");
         }
+        let dropped: Vec<&str> = schema_drops(SCHEMA).collect();
+        assert_eq!(dropped, ["sessions_by_status"]);
+        assert!(!names.contains(&"sessions_by_status"));
+    }
+
+    /// The file as the release before this one left it: the current layout
+    /// and its sessions stay, the index by status goes.
+    #[tokio::test]
+    async fn the_index_by_status_of_the_last_release_is_dropped_at_open() {
+        let db = TempDb::new();
+        let path = db.path();
+        let id = Uuid::new_v4();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&schema_with_status_index()).unwrap();
+            conn.execute(
+                "INSERT INTO sessions (id_key, id, created_by_login, created_at, modified_at,                  status, scheduled_start, activity_id, node_id, allow_extension)                  VALUES (?1, ?2, 'alice', 1, 1, 'Active', 1, ?3, ?3, 1)",
+                rusqlite::params![row_key(id), id.to_string(), Uuid::nil().to_string()],
+            )
+            .unwrap();
+            assert!(has_index(&conn, "sessions_by_status"));
+            assert!(!is_current(&conn, SCHEMA).unwrap(), "it has an extra index");
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(store.session(id).await.unwrap().is_some());
+        let conn = Connection::open(&path).unwrap();
+        assert!(!has_index(&conn, "sessions_by_status"));
+        assert!(is_current(&conn, SCHEMA).unwrap());
     }
 
     #[tokio::test]
