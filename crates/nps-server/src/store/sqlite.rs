@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use nps_api::policy::Role;
 use nps_api::{ActionLogDto, ActionLogType, ActivitySession, SessionStatus};
+use rusqlite::config::DbConfig;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, ToSql};
 use uuid::Uuid;
 
@@ -88,6 +89,13 @@ const STATEMENT_CACHE: usize = 64;
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // One plan per statement, whatever its parameters. Without this, SQLite
+    // re-parses and re-plans a statement at every new binding when its plan
+    // might depend on the value: APPEND_LOG's `MAX(line) ... WHERE
+    // session_id = ?1` did, about a fifth of the writer's time while the
+    // engine applied ends (perf, `cargo xtask bench`). The plans are then
+    // also the ones the query-plan tests see with unbound parameters.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;
     Ok(())
@@ -484,6 +492,11 @@ fn load_session(conn: &Connection, id: Uuid) -> StoreResult<Option<StoredSession
         .map_err(map_err)
 }
 
+/// A session's next log line: numbered after its last.
+const APPEND_LOG: &str =
+    "INSERT INTO session_log (session_id, line, level, message, at) VALUES \
+    (?1, (SELECT COALESCE(MAX(line), 0) + 1 FROM session_log WHERE session_id = ?1), ?2, ?3, ?4)";
+
 fn append_log(
     conn: &Connection,
     id: Uuid,
@@ -491,13 +504,15 @@ fn append_log(
     message: &str,
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO session_log (session_id, line, level, message, at) VALUES \
-         (?1, (SELECT COALESCE(MAX(line), 0) + 1 FROM session_log WHERE session_id = ?1), ?2, ?3, ?4)",
-    )
-    .map_err(map_err)?
-    .execute(params![id.to_string(), level.as_str(), message, to_micros(at)])
-    .map_err(map_err)?;
+    conn.prepare_cached(APPEND_LOG)
+        .map_err(map_err)?
+        .execute(params![
+            id.to_string(),
+            level.as_str(),
+            message,
+            to_micros(at)
+        ])
+        .map_err(map_err)?;
     Ok(())
 }
 

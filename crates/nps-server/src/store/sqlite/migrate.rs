@@ -335,6 +335,33 @@ mod tests {
         }
     }
 
+    /// A statement whose plan SQLite thinks may depend on a bound value is
+    /// parsed and planned again at each new binding, unless the connection
+    /// keeps one plan per statement (`configure`). APPEND_LOG, run for every
+    /// line of every session's log, was such a statement.
+    #[test]
+    fn the_log_statement_is_planned_once_for_every_session() {
+        use crate::store::sqlite::{connect, APPEND_LOG};
+        use rusqlite::StatementStatus;
+        let db = TempDb::new();
+        let conn = connect(&db.path()).unwrap();
+        super::migrate(&conn, SCHEMA).unwrap();
+        for session in ["a", "b", "c", "a"] {
+            let mut stmt = conn.prepare_cached(APPEND_LOG).unwrap();
+            stmt.execute(rusqlite::params![session, "Info", "a line", 1])
+                .unwrap();
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+        }
+        let lines: i64 = conn
+            .query_row(
+                "SELECT max(line) FROM session_log WHERE session_id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(lines, 2);
+    }
+
     #[test]
     fn the_schema_names_every_table_and_index_it_creates() {
         let names: Vec<&str> = schema_objects(SCHEMA).collect();
