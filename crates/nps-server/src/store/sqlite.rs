@@ -493,8 +493,7 @@ fn load_session(conn: &Connection, id: Uuid) -> StoreResult<Option<StoredSession
 }
 
 /// A session's next log line: numbered after its last.
-const APPEND_LOG: &str =
-    "INSERT INTO session_log (session_id, line, level, message, at) VALUES \
+const APPEND_LOG: &str = "INSERT INTO session_log (session_id, line, level, message, at) VALUES \
     (?1, (SELECT COALESCE(MAX(line), 0) + 1 FROM session_log WHERE session_id = ?1), ?2, ?3, ?4)";
 
 fn append_log(
