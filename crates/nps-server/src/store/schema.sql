@@ -82,7 +82,7 @@ CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at DESC, id 
 -- sessions_by_created in the order they answer, and the engine's queries
 -- use the partial indexes below. The index by (status, created_at) of
 -- earlier files served no query, and each change of status wrote two
--- random pages of it (half the random writes of applying an end).
+-- random pages of it (two of the five random writes of applying an end).
 DROP INDEX IF EXISTS sessions_by_status;
 CREATE INDEX IF NOT EXISTS sessions_work_due ON sessions (work_due) WHERE work_phase IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sessions_pending_start ON sessions (scheduled_start) WHERE status = 'Pending';

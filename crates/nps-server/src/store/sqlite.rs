@@ -68,6 +68,8 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     /// Ends journalled by DeleteAsync and not yet applied to their rows.
     pending: Arc<PendingEnds>,
+    /// Where the engine's next slice resumes reading the journal.
+    cursor: Arc<journal::Cursor>,
     /// This process is the file's one server (see owner.rs).
     _owner: owner::Owner,
 }
@@ -264,6 +266,7 @@ impl SqliteStore {
             writer: Mutex::new(tx),
             readers,
             pending,
+            cursor: Arc::default(),
             _owner: owner,
         })
     }
@@ -996,7 +999,8 @@ impl Store for SqliteStore {
         if self.pending.rows() == 0 {
             return Ok(EndsApplied::default());
         }
-        self.write_background(move |c| journal::apply_slice(c, &*no_end_actions))
+        let cursor = Arc::clone(&self.cursor);
+        self.write_background(move |c| journal::apply_slice(c, &cursor, &*no_end_actions))
             .await
     }
 
