@@ -544,6 +544,32 @@ mod tests {
         id
     }
 
+    /// What slices applied until one said no end is left (`done`), or
+    /// `most` slices ran.
+    struct Pass {
+        applied: usize,
+        failed: Vec<Uuid>,
+        done: bool,
+    }
+
+    async fn apply_pass(store: &SqliteStore, most: usize) -> Pass {
+        let mut pass = Pass {
+            applied: 0,
+            failed: Vec::new(),
+            done: false,
+        };
+        for _ in 0..most {
+            let outcome = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
+            pass.applied += outcome.applied;
+            pass.failed.extend(outcome.failed.iter().map(|(id, _)| *id));
+            if !outcome.more {
+                pass.done = true;
+                break;
+            }
+        }
+        pass
+    }
+
     /// DeleteAsync by `by`, who may see every session.
     async fn end(store: &SqliteStore, id: Uuid, by: &Actor) -> crate::store::Applied {
         store
@@ -682,16 +708,9 @@ mod tests {
         }
         // One slice takes them all unless its 5 ms run out first (a debug
         // build on a busy machine): then the next goes on.
-        let mut applied = 0;
-        for _ in 0..3 {
-            let outcome = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
-            assert!(outcome.failed.is_empty());
-            applied += outcome.applied;
-            if !outcome.more {
-                break;
-            }
-        }
-        assert_eq!(applied, 3);
+        let pass = apply_pass(&store, 3).await;
+        assert!(pass.done && pass.failed.is_empty());
+        assert_eq!(pass.applied, 3);
         assert_eq!(db.journal_len(), 0);
         for id in ids {
             assert_eq!(db.stored_status(id), "Cancelled");
@@ -717,19 +736,10 @@ mod tests {
         for _ in 0..total {
             ids.push(journalled_end(&store, &alice).await);
         }
-        let mut applied = 0;
-        let mut done = false;
-        for _ in 0..total {
-            let outcome = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
-            assert!(outcome.failed.is_empty());
-            applied += outcome.applied;
-            if !outcome.more {
-                done = true;
-                break;
-            }
-        }
-        assert!(done, "a slice says when no end is left");
-        assert_eq!(applied, total);
+        let pass = apply_pass(&store, total).await;
+        assert!(pass.done, "a slice says when no end is left");
+        assert!(pass.failed.is_empty());
+        assert_eq!(pass.applied, total);
         assert_eq!(db.journal_len(), 0);
         for id in ids {
             assert_eq!(db.stored_status(id), "Cancelled");
@@ -764,24 +774,13 @@ mod tests {
             .unwrap();
         }
 
-        let mut failed = Vec::new();
-        let mut applied = 0;
-        let mut done = false;
-        for _ in 0..broken_count + fine.len() {
-            let outcome = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
-            failed.extend(outcome.failed.iter().map(|(id, _)| *id));
-            applied += outcome.applied;
-            if !outcome.more {
-                done = true;
-                break;
-            }
-        }
-        assert!(done, "the pass ends");
-        assert_eq!(applied, fine.len());
+        let pass = apply_pass(&store, broken_count + fine.len()).await;
+        assert!(pass.done, "the pass ends");
+        assert_eq!(pass.applied, fine.len());
         for id in fine {
             assert_eq!(db.stored_status(id), "Cancelled");
         }
-        assert_eq!(failed, broken, "each failure once, oldest first");
+        assert_eq!(pass.failed, broken, "each failure once, oldest first");
         assert_eq!(db.journal_len(), broken_count as i64);
 
         // The next pass starts over and tries them again.
