@@ -44,11 +44,9 @@ fn uuid_of_key(key: &str) -> String {
 /// bits of the UUID. Statements that find a session by id use it, or SQLite
 /// reads the whole table.
 fn row_key(id: &str) -> Result<i64, String> {
-    let hex: String = id.chars().filter(|c| *c != '-').collect();
-    match hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        true => Ok(u64::from_str_radix(&hex[..16], 16).expect("16 hex digits") as i64),
-        false => Err(format!("session id {id:?} is not a UUID")),
-    }
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.as_u64_pair().0 as i64)
+        .map_err(|e| format!("session id {id:?} is not a UUID: {e}"))
 }
 
 /// Seeded sessions were created this far apart (microseconds), older than

@@ -3,9 +3,9 @@
 //! Ending an Active session changes its row, its indexes and its log, each
 //! on a page of its own once the table is larger than the page cache: several
 //! random page writes (ten when this journal came, three or four since).
-//! DeleteAsync does not wait for them. It appends one
-//! small row to `end_requests` (sequential pages, group-committed with the
-//! other requests of the moment), and answers 202 once that row is on disk.
+//! DeleteAsync does not wait for them. It appends one small row to
+//! `end_requests` (sequential pages, group-committed with the other requests
+//! of the moment), and answers 202 once that row is on disk.
 //! The lifecycle engine then applies the journal to the sessions in the
 //! background, oldest first, when no request is waiting for the writer.
 //!
