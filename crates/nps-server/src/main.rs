@@ -163,11 +163,11 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         );
     }
 
-    let level = match cli.log_level {
-        LogLevel::Debug => ConfigLoggingLevel::Debug,
-        LogLevel::Info => ConfigLoggingLevel::Info,
-        LogLevel::Warn => ConfigLoggingLevel::Warn,
-        LogLevel::Error => ConfigLoggingLevel::Error,
+    let (level, slog_level) = match cli.log_level {
+        LogLevel::Debug => (ConfigLoggingLevel::Debug, slog::Level::Debug),
+        LogLevel::Info => (ConfigLoggingLevel::Info, slog::Level::Info),
+        LogLevel::Warn => (ConfigLoggingLevel::Warn, slog::Level::Warning),
+        LogLevel::Error => (ConfigLoggingLevel::Error, slog::Level::Error),
     };
     let logging = match &cli.log_file {
         Some(path) => ConfigLogging::File {
@@ -183,6 +183,15 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let log = logging
         .to_logger("nps-server")
         .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))?;
+    // dropshot's logger applies the level on its async thread, after every
+    // record (one "request completed" per request) has been copied into the
+    // channel. Records below the level are dropped here instead, before
+    // they cost anything: that was about 3% of the server's CPU time under
+    // GetByIdAsync at --log-level warn (perf).
+    let log = slog::Logger::root(
+        slog::Drain::ignore_res(slog::LevelFilter::new(log, slog_level)),
+        slog::o!(),
+    );
     if tls.is_none() && !cli.bind.ip().is_loopback() {
         warn!(log, "listening without TLS on a non-loopback address: tokens cross the network in clear";
             "bind" => %cli.bind);

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use nps_testkit::{server_binary, sign_in, Credentials, TestServer};
+use nps_testkit::{server_binary, sign_in, Credentials, ServerOptions, TestServer};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nps-startup-{name}-{}", uuid::Uuid::new_v4()));
@@ -106,4 +106,52 @@ async fn a_second_server_on_a_database_in_use_is_refused_and_the_first_goes_on()
     sign_in(&first.url, &Credentials::admin()).await;
     first.restart();
     sign_in(&first.url, &Credentials::admin()).await;
+}
+
+/// Throttles sign-in after one failure, so that a wrong password logs a
+/// warning: a line at warn level to wait for.
+const THROTTLE_AT_ONE: &str = "[auth]\nmax_failures_per_minute = 1\n";
+
+/// Pings the server, then fails a sign-in, and answers the log once the
+/// throttle's warning is in it.
+async fn log_after_a_ping_and_a_warning(server: &TestServer) -> String {
+    let http = reqwest::Client::new();
+    let ping = http
+        .get(format!("{}/ping", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 200);
+    let wrong = http
+        .post(format!("{}/signinBody", server.url))
+        .json(&serde_json::json!({"Login": "admin", "Password": "guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    server
+        .log_when(|log| log.contains("sign-in throttled"))
+        .await
+}
+
+#[tokio::test]
+async fn the_log_level_keeps_records_below_it_out_of_the_log() {
+    let warn = TestServer::start_with(ServerOptions {
+        config_toml: Some(THROTTLE_AT_ONE.into()),
+        args: vec!["--log-level".into(), "warn".into()],
+        ..ServerOptions::default()
+    });
+    let log = log_after_a_ping_and_a_warning(&warn).await;
+    assert!(log.contains("sign-in throttled"), "{log}");
+    // The records are written in order: the ping's would be before the
+    // warning.
+    assert!(!log.contains("request completed"), "{log}");
+
+    let info = TestServer::start_with(ServerOptions {
+        config_toml: Some(THROTTLE_AT_ONE.into()),
+        ..ServerOptions::default()
+    });
+    let log = log_after_a_ping_and_a_warning(&info).await;
+    assert!(log.contains("sign-in throttled"), "{log}");
+    assert!(log.contains("request completed"), "{log}");
 }
