@@ -123,10 +123,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// heap back to the kernel (its trim threshold starts at 128 KiB) and took
 /// it again, page fault by page fault, in the next batch: about 6% of the
 /// server's CPU time in a burst of DeleteAsync (perf). Up to 32 MiB of free
-/// heap is kept instead.
+/// heap is kept instead. (Other C libraries have no such setting.)
 fn keep_sqlite_heap() {
     // SAFETY: mallopt(3) only sets an allocator parameter; it is called
     // before any other thread exists.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
     }
