@@ -180,12 +180,13 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         );
     }
 
-    let (level, slog_level) = match cli.log_level {
-        LogLevel::Debug => (ConfigLoggingLevel::Debug, slog::Level::Debug),
-        LogLevel::Info => (ConfigLoggingLevel::Info, slog::Level::Info),
-        LogLevel::Warn => (ConfigLoggingLevel::Warn, slog::Level::Warning),
-        LogLevel::Error => (ConfigLoggingLevel::Error, slog::Level::Error),
+    let level = match cli.log_level {
+        LogLevel::Debug => ConfigLoggingLevel::Debug,
+        LogLevel::Info => ConfigLoggingLevel::Info,
+        LogLevel::Warn => ConfigLoggingLevel::Warn,
+        LogLevel::Error => ConfigLoggingLevel::Error,
     };
+    let slog_level = slog::Level::from(&level);
     let logging = match &cli.log_file {
         Some(path) => ConfigLogging::File {
             level,
