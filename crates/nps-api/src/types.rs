@@ -10,13 +10,86 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-/// Makes a struct readable only from a JSON object. Serde's derived
-/// `Deserialize` also reads a struct from an array of its fields in order
-/// (`[null, "x"]`), which no NPS client sends and the document does not
-/// allow. The struct derives with `#[serde(remote = "Self")]`, which turns the
-/// derived impls into inherent functions; the trait impls written here call
-/// them, the `Deserialize` one only after checking that the input is a map.
-/// Errors keep their path (`customFields[0].name: ...`).
+/// A JSON object handed to a derived `Deserialize` whose keys are renamed
+/// to the field names the struct declares when they differ only in case
+/// (`StartDateTimeUtc`, `startdatetimeutc` → `startDateTimeUtc`). Keys that
+/// match no field pass as they are (and are ignored, as ASP.NET does); two
+/// spellings of one field are a duplicate field.
+struct CaseInsensitive<A>(A);
+
+impl<'de, A: serde::de::MapAccess<'de>> Deserializer<'de> for CaseInsensitive<A> {
+    type Error = A::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
+        visitor.visit_map(self.0)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        visitor.visit_map(CanonicalKeys {
+            map: self.0,
+            fields,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+struct CanonicalKeys<A> {
+    map: A,
+    fields: &'static [&'static str],
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for CanonicalKeys<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        use serde::de::IntoDeserializer;
+        let Some(key) = self.map.next_key::<String>()? else {
+            return Ok(None);
+        };
+        let key = match self.fields.iter().find(|f| f.eq_ignore_ascii_case(&key)) {
+            Some(field) => (*field).to_string(),
+            None => key,
+        };
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// Makes a struct readable only from a JSON object, its property names
+/// matched without regard to case. Serde's derived `Deserialize` also reads a
+/// struct from an array of its fields in order (`[null, "x"]`), which no NPS
+/// client sends and the document does not allow; and it matches names
+/// exactly, so `{"StartDateTimeUtc": ...}`, which NPS (ASP.NET, whose JSON
+/// binding ignores case) reads as the start, was an unknown property here,
+/// ignored: a session asked for in two hours started at once. The struct
+/// derives with `#[serde(remote = "Self")]`, which turns the derived impls
+/// into inherent functions; the trait impls written here call them, the
+/// `Deserialize` one only after checking that the input is a map, and through
+/// [`CaseInsensitive`], which hands each key to the derived code in the
+/// spelling it declares. Errors keep their path (`customFields[0].name: ...`).
 macro_rules! objects_only {
     ($ty:ident) => {
         impl<'de> Deserialize<'de> for $ty {
@@ -31,7 +104,7 @@ macro_rules! objects_only {
                         self,
                         map: A,
                     ) -> Result<$ty, A::Error> {
-                        $ty::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                        $ty::deserialize(CaseInsensitive(map))
                     }
                 }
                 deserializer.deserialize_map(ObjectVisitor)
@@ -510,6 +583,35 @@ pub fn session_location(id: Uuid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_request_matches_property_names_without_case() {
+        let pascal: ActivitySessionRequest = serde_json::from_str(
+            r#"{"ActivityName":"a","StartDateTimeUtc":"2030-01-01T02:00:00Z",
+                "enddatetimeutc":"2030-01-01T03:00:00Z","NOTE":"n","Unknown":1,
+                "CustomFields":[{"Name":"f","VALUE":"v"}]}"#,
+        )
+        .unwrap();
+        let camel: ActivitySessionRequest = serde_json::from_str(
+            r#"{"activityName":"a","startDateTimeUtc":"2030-01-01T02:00:00Z",
+                "endDateTimeUtc":"2030-01-01T03:00:00Z","note":"n",
+                "customFields":[{"name":"f","value":"v"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(pascal, camel);
+        assert!(pascal.start_date_time_utc.is_some());
+        // Two spellings of one property are one property given twice.
+        let twice = serde_json::from_str::<ActivitySessionRequest>(r#"{"note":"a","Note":"b"}"#);
+        assert!(twice
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate field `note`"));
+        // Still objects only, and written in the document's spelling.
+        assert!(serde_json::from_str::<ActivitySessionRequest>("[null]").is_err());
+        assert!(serde_json::to_string(&pascal)
+            .unwrap()
+            .contains("\"startDateTimeUtc\""));
+    }
 
     #[test]
     fn sign_in_body_matches_property_names_without_case() {

@@ -291,6 +291,29 @@ async fn create_schedules_validates_and_lists_newest_first() {
         .unwrap();
     assert_eq!(ended["status"], "Cancelled");
 
+    // Property names are matched without regard to case, as NPS (ASP.NET)
+    // does: a PascalCase request is scheduled as asked, not started now.
+    let end = start + chrono::Duration::hours(1);
+    let pascal: Value = post(json!({"StartDateTimeUtc": start, "EndDateTimeUtc": end,
+        "ActivityName": "pascal", "Note": "n"}))
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(pascal["status"], "Pending", "{pascal}");
+    assert_eq!(pascal["activityName"], "pascal");
+    assert_eq!(pascal["note"], "n");
+    let scheduled_end =
+        chrono::DateTime::parse_from_rfc3339(pascal["scheduledEndDateTimeUtc"].as_str().unwrap())
+            .unwrap();
+    assert!(
+        (scheduled_end.with_timezone(&chrono::Utc) - end)
+            .num_seconds()
+            .abs()
+            < 1,
+        "{pascal}"
+    );
+
     // Default end: start + the configured maximum length (8 h).
     let now: Value = post(json!({})).await.json().await.unwrap();
     let s =
