@@ -216,6 +216,12 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     }
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cli.database)?);
+    if crate::store::sqlite::readable_by_others(&cli.database) {
+        warn!(log, "the database file can be read by other users of this machine, and it holds \
+                    password hashes and TOTP secrets: make it private with chmod 600 (and its \
+                    -wal and -shm files)";
+            "database" => %cli.database.display());
+    }
     bootstrap::first_admin(store.as_ref()).await?;
     let node_id = store.node_id().await?;
 

@@ -155,3 +155,77 @@ async fn the_log_level_keeps_records_below_it_out_of_the_log() {
     assert!(log.contains("sign-in throttled"), "{log}");
     assert!(log.contains("request completed"), "{log}");
 }
+
+/// The mode bits of a file or directory.
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The database holds password hashes and TOTP secrets: whatever the
+/// umask, what the server creates is its owner's alone; a file it finds
+/// readable by others gets a warning.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_files_are_created_private() {
+    let dir = temp_dir("modes");
+    let data = dir.join("data");
+    let database = data.join("nps.db");
+    let admin = Credentials::admin();
+    let start = |database: &std::path::Path| {
+        let mut child = Command::new(server_binary())
+            .args(["--bind", "127.0.0.1:0", "--database"])
+            .arg(database)
+            .env("NPS_BOOTSTRAP_LOGIN", &admin.login)
+            .env("NPS_BOOTSTRAP_PASSWORD", &admin.password)
+            .env("NPS_BOOTSTRAP_TOTP_SECRET", &admin.totp_secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("server printed its address").unwrap();
+            if let Some(url) = line.strip_prefix("nps-server listening on ") {
+                break url.to_string();
+            }
+        };
+        (child, url)
+    };
+    let (mut server, url) = start(&database);
+    // A sign-in writes (a token), so the WAL and shared memory exist.
+    sign_in(&url, &admin).await;
+    assert_eq!(mode(&data), 0o700, "the directory it created");
+    for name in ["nps.db", "nps.db-wal", "nps.db-shm", "nps.db.lock"] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // A file an earlier version created readable by everyone: a warning.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut server, _) = start(&database);
+    // The log is written asynchronously: read it until the warning comes.
+    let (lines, log) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(server.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let warning = std::iter::from_fn(|| log.recv_timeout(std::time::Duration::from_secs(10)).ok())
+        .find(|line| line.contains("can be read by other users"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        warning.is_some_and(|w| w.contains("chmod 600")),
+        "no warning about the file's mode"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -103,11 +103,16 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Creates the directory the database file goes in.
+/// Creates the directory the database file goes in: readable by its owner
+/// only (directories that exist keep their mode).
 fn create_parent(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|e| {
                 anyhow::anyhow!("cannot create the directory {}: {e}", dir.display())
             })?;
         }
@@ -115,8 +120,43 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates a missing database file readable and writable by its owner only:
+/// it holds password hashes and TOTP secrets, which with the password (or
+/// a guess of it) sign in. SQLite gives the WAL and shared-memory files it
+/// creates beside it the same mode, whatever the umask.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot create the database {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Whether the database file can be read by users other than its owner
+/// (a file created by an earlier version, or copied with a wide umask).
+pub fn readable_by_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// A read-write connection to the file at `path` (created if missing).
 fn connect(path: &Path) -> anyhow::Result<Connection> {
+    create_private(path)?;
     let conn = Connection::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
     configure(&conn)?;

@@ -41,10 +41,11 @@ pub(super) fn lock_path(database: &Path) -> PathBuf {
 /// Takes the lock, or answers `None` when another process holds it.
 pub(super) fn try_own(database: &Path) -> anyhow::Result<Option<Owner>> {
     let path = lock_path(database);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(&path)
         .map_err(|e| anyhow::anyhow!("cannot open the lock file {}: {e}", path.display()))?;
     match file.try_lock() {
