@@ -16,6 +16,9 @@ pub enum Kind {
     Unreachable = 5,
     SessionFailed = 6,
     TimedOut = 7,
+    /// Standard output was closed (`nps session list | head -1`): nothing
+    /// is printed, the process ends by SIGPIPE (see [`crate::console`]).
+    ClosedOutput = 141,
 }
 
 /// A failed command: one line saying what went wrong, and maybe one saying
@@ -99,6 +102,7 @@ mod tests {
             Kind::Unreachable,
             Kind::SessionFailed,
             Kind::TimedOut,
+            Kind::ClosedOutput,
         ] {
             let code = kind as u8;
             assert!(

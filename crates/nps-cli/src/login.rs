@@ -6,13 +6,14 @@
 //! `NPS_PASSWORD` and `--mfa-code` (or `NPS_MFA_CODE`); the password has no
 //! flag so that it never shows in the process list.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use chrono::Local;
 use nps_client::{Connection, Error};
 use serde_json::json;
 
 use crate::cli::{LoginArgs, Output};
+use crate::console;
 use crate::credentials::{SavedToken, Store};
 use crate::failure::{Failure, Kind};
 
@@ -50,7 +51,7 @@ pub async fn run(
                 match pending.complete(&code).await {
                     Ok(signed_in) => break signed_in,
                     Err(Error::Problem(p)) if p.status == 401 && tries < CODE_TRIES => {
-                        eprintln!("{}: {}. Try the next code.", p.title, p.detail);
+                        console::note(&format!("{}: {}. Try the next code.", p.title, p.detail));
                         tries += 1;
                     }
                     Err(e) => return Err(sign_in_failure(e, "run `nps login` again")),
@@ -68,8 +69,8 @@ pub async fn run(
     };
     let path = store.save(&url, saved.clone())?;
     match output {
-        Output::Json => println!(
-            "{}",
+        Output::Json => console::print(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&json!({
                 "url": url,
                 "login": login,
@@ -78,19 +79,18 @@ pub async fn run(
                 "credentialsFile": path,
             }))
             .expect("JSON")
-        ),
+        )),
         Output::Table => {
             let expires = saved.expires_around.with_timezone(&Local);
-            println!("Signed in to {url} as {login}.");
-            println!(
-                "The token is saved in {} and expires around {} (UTC{}).",
+            console::print(&format!(
+                "Signed in to {url} as {login}.\n\
+                 The token is saved in {} and expires around {} (UTC{}).\n",
                 path.display(),
                 expires.format("%Y-%m-%d %H:%M"),
                 expires.format("%:z"),
-            );
+            ))
         }
     }
-    Ok(())
 }
 
 fn sign_in_failure(error: Error, what_to_check: &str) -> Failure {
@@ -107,8 +107,7 @@ fn ask_login() -> Result<String, Failure> {
             Failure::new(Kind::Usage, "no login given").with_hint("give --login or NPS_LOGIN")
         );
     }
-    eprint!("Login: ");
-    let _ = std::io::stderr().flush();
+    console::write_stderr("Login: ");
     let mut line = String::new();
     std::io::stdin()
         .lock()

@@ -35,6 +35,7 @@
 //! ```
 
 mod cli;
+mod console;
 mod credentials;
 mod failure;
 mod login;
@@ -60,8 +61,9 @@ fn main() -> ExitCode {
         .expect("start the async runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(failure) if failure.kind == Kind::ClosedOutput => console::end_by_sigpipe(),
         Err(failure) => {
-            eprintln!("{failure}");
+            console::note(&failure.to_string());
             failure.exit_code()
         }
     }
@@ -96,7 +98,9 @@ fn connect(global: &Global, credentials: &Credentials) -> Result<Connection, Fai
         connection = connection.with_ca_certificate_file(ca)?;
     }
     if global.skip_certificate_check {
-        eprintln!("warning: the server's certificate is not checked (--skip-certificate-check)");
+        console::note(
+            "warning: the server's certificate is not checked (--skip-certificate-check)",
+        );
         connection = connection.skip_certificate_check();
     }
     Ok(connection)

@@ -8,6 +8,7 @@ use nps_client::types::{ActivitySession, ActivitySessionRequest};
 use nps_client::{ended_cleanly, Client, Progress, WaitOptions};
 
 use crate::cli::{CreateArgs, EndArgs, ListArgs, Output, SessionCommand};
+use crate::console;
 use crate::failure::{Failure, Kind};
 use crate::output;
 use crate::status_line::StatusLine;
@@ -17,11 +18,11 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
         SessionCommand::Create(args) => {
             let request = request(args)?;
             let session = nps.create_async(&request).await?.into_inner();
-            print!("{}", output::session(out, &session));
+            console::print(&output::session(out, &session))?;
         }
         SessionCommand::Get { id } => {
             let session = nps.get_by_id_async(&id).await?.into_inner();
-            print!("{}", output::session(out, &session));
+            console::print(&output::session(out, &session))?;
         }
         SessionCommand::List(ListArgs {
             status,
@@ -40,21 +41,21 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
                 )
                 .await?
                 .into_inner();
-            print!("{}", output::sessions(out, &list));
+            console::print(&output::sessions(out, &list))?;
         }
         SessionCommand::Extend { id, minutes } => {
             let session = nps.extend_async(&id, minutes).await?.into_inner();
-            print!("{}", output::session(out, &session));
+            console::print(&output::session(out, &session))?;
         }
         SessionCommand::End(args) if args.wait => end_and_wait(nps, args, out).await?,
         SessionCommand::End(EndArgs { id, .. }) => {
             let session = nps.delete_async(&id).await?.into_inner();
-            print!("{}", output::session(out, &session));
+            console::print(&output::session(out, &session))?;
             if !nps_client::is_terminal(session.status) {
-                eprintln!(
+                console::note(&format!(
                     "Session {id} is {}: `nps session end {id} --wait` follows it to the end.",
                     session.status
-                );
+                ));
             }
         }
         SessionCommand::Log(args) => {
@@ -71,17 +72,17 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
                 )
                 .await?
                 .into_inner();
-            print!("{}", output::log(out, &page));
+            console::print(&output::log(out, &page))?;
             let shown = page.lines.len() as i32;
             let first = args.skip.unwrap_or(0);
             if out == Output::Table && first + shown < page.total_count {
-                eprintln!(
+                console::note(&format!(
                     "Lines {}-{} of {}: --skip {} shows the next ones.",
                     first + 1,
                     first + shown,
                     page.total_count,
                     first + shown
-                );
+                ));
             }
         }
     }
@@ -116,7 +117,7 @@ async fn end_and_wait(nps: &Client, args: EndArgs, out: Output) -> Result<(), Fa
         .await;
     line.finish();
     let session = ended?;
-    print!("{}", output::session(out, &session));
+    console::print(&output::session(out, &session))?;
     if ended_cleanly(session.status) {
         return Ok(());
     }

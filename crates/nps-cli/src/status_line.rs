@@ -41,7 +41,7 @@ impl StatusLine {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         *state = cut(message);
         if self.live.is_none() {
-            eprintln!("{state}");
+            crate::console::note(&state);
         }
     }
 
@@ -65,7 +65,7 @@ impl StatusLine {
         if let Some((stop, thread)) = self.live.take() {
             stop.store(true, Ordering::Relaxed);
             let _ = thread.join();
-            eprint!("{CLEAR}");
+            crate::console::write_stderr(CLEAR);
         }
     }
 }
