@@ -268,9 +268,52 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         "nps-server listening on {url}\n\
          Sign in: POST {url}/signinBody {{\"Login\": ..., \"Password\": ...}}, then POST {url}/signin2fa with the TOTP code (see README.md)."
     ));
-    server
-        .await
-        .map_err(|e| anyhow::anyhow!("the server stopped: {e}"))
+    let signal = tokio::select! {
+        result = server.wait_for_shutdown() => {
+            return result.map_err(|e| anyhow::anyhow!("the server stopped: {e}"));
+        }
+        signal = stop_signal() => signal?,
+    };
+    // A second signal while stopping: stop now (what runs is owed still,
+    // and runs again at the next start, as after a crash).
+    let impatient = log.clone();
+    tokio::spawn(async move {
+        if let Ok(again) = stop_signal().await {
+            warn!(impatient, "stopping at once"; "signal" => again);
+            lifecycle::actions::kill_running();
+            std::process::exit(1);
+        }
+    });
+    info!(log, "stopping: no new connections, requests in progress finish"; "signal" => signal);
+    match tokio::time::timeout(STOP_GRACE, server.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(log, "the HTTP server did not stop cleanly"; "error" => e),
+        Err(_) => warn!(log, "requests still in progress after the grace period are cut off";
+            "grace_secs" => STOP_GRACE.as_secs()),
+    }
+    engine.stop(STOP_GRACE).await;
+    info!(log, "nps-server stopped"; "signal" => signal);
+    say("nps-server stopped");
+    Ok(())
+}
+
+/// How long a server told to stop waits for requests in progress, then for
+/// running actions, before it cuts them off: within the 10 s that container
+/// runtimes give before SIGKILL (systemd gives 90 s).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The first SIGTERM (what `systemctl stop`, `docker stop` and `kill` send)
+/// or SIGINT (Ctrl-C) from now.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen =
+        |kind| signal(kind).map_err(|e| anyhow::anyhow!("cannot listen for stop signals: {e}"));
+    let mut term = listen(SignalKind::terminate())?;
+    let mut int = listen(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }
 
 /// Prints a line for the person who started the server. A closed or broken

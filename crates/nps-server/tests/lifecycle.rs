@@ -1234,3 +1234,82 @@ async fn a_scheduled_end_is_on_time_while_every_worker_is_busy() {
         late.num_milliseconds()
     );
 }
+
+/// SIGTERM (`systemctl stop`, `docker stop`): the server stops listening,
+/// lets a running action finish within its grace period and records it,
+/// kills one that takes longer with everything it started, without counting
+/// that as a failure, and exits 0; the killed action runs again at the next
+/// start and its session ends.
+#[tokio::test]
+async fn sigterm_lets_a_short_action_finish_and_kills_a_long_one_which_runs_again_after_restart() {
+    let scratch = Scratch::new();
+    let runs = scratch.file("runs");
+    let pids = scratch.file("pids");
+    let once = scratch.file("slow-once");
+    let mut nps = Nps::start(&format!(
+        "[actions]\nmax_attempts = 1\n\n[[actions.end]]\n{}",
+        sh(
+            r#"echo "begin $NPS_ACTIVITY_NAME" >> "$1"
+               if [ "$NPS_ACTIVITY_NAME" = slow ] && [ ! -e "$3" ]; then
+                 touch "$3"; sleep 60 & echo "$$ $!" > "$2"; wait
+               else
+                 sleep 1
+               fi
+               echo "done $NPS_ACTIVITY_NAME" >> "$1""#,
+            &[&runs, &pids, &once]
+        )
+    ))
+    .await;
+    let named = |name: &str| ActivitySessionRequest {
+        activity_name: Some(name.into()),
+        ..Default::default()
+    };
+    let quick = nps.create(named("quick")).await.id;
+    let slow = nps.create(named("slow")).await.id;
+    nps.api.delete_async(&quick).await.unwrap();
+    nps.api.delete_async(&slow).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "both end actions to begin",
+        || async { (lines(&runs).len() == 2 && !lines(&pids).is_empty()).then_some(()) },
+    )
+    .await;
+
+    let status = nps.server.terminate(Duration::from_secs(15));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        nps.server.log()
+    );
+    let log = nps.server.log();
+    assert!(
+        log.contains("stopping") && log.contains("nps-server stopped"),
+        "{log}"
+    );
+    let seen = lines(&runs);
+    assert!(seen.contains(&"done quick".to_string()), "{seen:?}");
+    assert!(!seen.contains(&"done slow".to_string()), "{seen:?}");
+    for pid in lines(&pids)[0].split(' ') {
+        assert!(!running(pid), "process {pid} outlived the server");
+    }
+
+    nps.restart().await;
+    let ended = nps.wait_for(slow, SessionStatus::Cancelled).await;
+    assert!(ended.actual_end_date_time_utc.is_some());
+    let quick_now = nps.api.get_by_id_async(&quick).await.unwrap().into_inner();
+    assert_eq!(quick_now.status, SessionStatus::Cancelled);
+    let seen = lines(&runs);
+    assert_eq!(
+        seen.iter().filter(|l| *l == "begin quick").count(),
+        1,
+        "the finished action ran again: {seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|l| *l == "begin slow").count(),
+        2,
+        "{seen:?}"
+    );
+    let slow_log = nps.log(slow).await;
+    assert!(!contains(&slow_log, "failed"), "{slow_log:#?}");
+}

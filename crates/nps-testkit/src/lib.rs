@@ -258,12 +258,35 @@ impl TestServer {
         }
     }
 
+    /// Sends SIGTERM (what `systemctl stop` and `docker stop` send) and
+    /// answers the exit status, or `None` (after a SIGKILL) when the process
+    /// was still running `within` later.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("wait for nps-server") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Starts the server again on the same data directory (new port).
+    /// Starts the server again on the same data directory (new port); a
+    /// running one is killed first.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();

@@ -81,6 +81,47 @@ pub async fn run(
     }
 }
 
+/// The process groups of the programs running now, so that a server told to
+/// stop can end them (see [`kill_running`]). One engine per process.
+static RUNNING_GROUPS: Mutex<std::collections::BTreeSet<i32>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// A running program's process group in [`RUNNING_GROUPS`], while it runs.
+struct Registered(Option<i32>);
+
+impl Registered {
+    fn new(pid: Option<u32>) -> Registered {
+        let group = pid.and_then(|p| i32::try_from(p).ok());
+        if let Some(g) = group {
+            RUNNING_GROUPS.lock().expect("running groups").insert(g);
+        }
+        Registered(group)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(g) = self.0 {
+            RUNNING_GROUPS.lock().expect("running groups").remove(&g);
+        }
+    }
+}
+
+/// Kills the process groups of the programs running now (what each started
+/// too: they run in groups of their own) and answers how many there were.
+/// Their sessions' work stays owed, so they run again at the next start.
+pub fn kill_running() -> usize {
+    let groups = RUNNING_GROUPS.lock().expect("running groups");
+    for &g in groups.iter() {
+        // SAFETY: kill(2) with a negative pid signals that process group;
+        // it has no memory-safety preconditions.
+        unsafe {
+            libc::kill(-g, libc::SIGKILL);
+        }
+    }
+    groups.len()
+}
+
 /// The first `OUTPUT_LIMIT` bytes of a stream, and whether there was more.
 type Captured = Arc<Mutex<(Vec<u8>, bool)>>;
 
@@ -201,6 +242,7 @@ async fn run_command(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     let pid = child.id();
+    let _registered = Registered::new(pid);
     let output = Output::capture(&mut child);
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => status.map_err(|e| format!("waiting for {}: {e}", program.display()))?,

@@ -12,7 +12,7 @@ pub mod actions;
 pub mod state;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub struct Engine {
     log: Logger,
     /// Actions running right now (for the log).
     running: AtomicUsize,
+    /// Set by [`Engine::stop`]: no new pipeline or action starts.
+    stopping: AtomicBool,
 }
 
 impl Engine {
@@ -66,6 +68,7 @@ impl Engine {
                 .expect("the webhook HTTP client builds"),
             log,
             running: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -77,6 +80,35 @@ impl Engine {
     /// Tells the engine that work was committed: it looks now.
     pub fn wake(&self) {
         self.notify.notify_one();
+    }
+
+    /// Stops the engine for a server that was told to stop: no new action
+    /// starts; the running ones get `grace` to finish (and have their
+    /// outcome recorded), then their process groups are killed. A killed
+    /// action is not a failed one: its session's work stays owed, as after
+    /// a crash, and it runs again (same `NPS_ACTION_KEY`) at the next start.
+    pub async fn stop(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake();
+        let idle = || self.in_flight.lock().expect("in-flight set").is_empty();
+        let until = |limit: Duration| async move {
+            let deadline = tokio::time::Instant::now() + limit;
+            while !idle() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        until(grace).await;
+        if !idle() {
+            let killed = actions::kill_running();
+            info!(self.log, "stopping: running actions killed; they run again at the next start";
+                "killed" => killed, "grace_secs" => grace.as_secs());
+            // Their pipelines see the kill and return without recording it.
+            until(Duration::from_secs(2)).await;
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// Runs the engine until the process ends.
@@ -106,6 +138,9 @@ impl Engine {
     /// One look at the database: promote what is due, dispatch runnable
     /// work, and answer how long to sleep.
     async fn tick(self: &Arc<Self>) -> Result<Duration, StoreError> {
+        if self.stopping() {
+            return Ok(IDLE_WAKE);
+        }
         // Ends DeleteAsync journalled become the sessions' work (one slice;
         // the next tick takes the next).
         // A failure here must not stop scheduled starts and ends below.
@@ -207,6 +242,9 @@ impl Engine {
                 self.store.apply(id, event, &system, Some(message)).await?;
                 continue;
             };
+            if self.stopping() {
+                return Ok(());
+            }
             let label = format!(
                 "{phase} action {} of {} ({})",
                 index + 1,
@@ -233,6 +271,11 @@ impl Engine {
             slog::debug!(self.log, "action started"; "session" => %id, "action" => &label, "running" => now_running);
             let result = actions::run(action, &invocation, &self.http).await;
             self.running.fetch_sub(1, Ordering::SeqCst);
+            if result.is_err() && self.stopping() {
+                // Killed by `stop`, or failed while the server stops: not
+                // recorded, so it is not an attempt; it runs at the next start.
+                return Ok(());
+            }
             match result {
                 Ok(output) => {
                     self.store
