@@ -218,6 +218,38 @@ async fn a_webhook_that_answers_a_redirect_has_not_taken_the_session() {
     assert!(contains(&log, "answered 302 Found"), "{log:#?}");
 }
 
+/// A receiver's credentials go in the webhook's URL (user name, password,
+/// query); the session's log, which its owner reads, shows neither, and
+/// says why the request failed.
+#[tokio::test]
+async fn a_webhook_that_cannot_be_reached_is_logged_with_the_cause_and_without_credentials() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nps = Nps::start(&format!(
+        "[actions]\nmax_attempts = 1\n\n[[actions.end]]\nkind = \"webhook\"\n\
+         url = \"http://hookuser:s3cret@127.0.0.1:{port}/x?token=abc123\"\n"
+    ))
+    .await;
+    let id = nps.create(ActivitySessionRequest::default()).await.id;
+    let ended = nps
+        .api
+        .end_session_and_wait(&id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, SessionStatus::Failed);
+    let log = nps.log(id).await.join("\n");
+    assert!(
+        !log.contains("s3cret") && !log.contains("hookuser") && !log.contains("abc123"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("http://127.0.0.1:{port}/x?…")),
+        "{log}"
+    );
+    assert!(log.to_lowercase().contains("connection refused"), "{log}");
+}
+
 #[tokio::test]
 async fn an_action_past_its_timeout_is_killed_with_what_it_started_and_counts_as_a_failure() {
     let scratch = Scratch::new();

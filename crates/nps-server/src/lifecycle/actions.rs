@@ -274,6 +274,41 @@ async fn run_command(
     }
 }
 
+/// A webhook's URL as the session's log shows it: without the user name,
+/// password and query, where a receiver's credentials go (whoever owns the
+/// session reads its log).
+fn shown(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    let query = shown.query().is_some();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    if query {
+        format!("{shown}?…")
+    } else {
+        shown.to_string()
+    }
+}
+
+/// Why a request failed, with its causes ("connection refused"), without
+/// the URL: reqwest's own message is only "error sending request for url
+/// (...)", the whole URL in it.
+fn cause(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
 async fn run_webhook(
     url: &reqwest::Url,
     timeout: Duration,
@@ -287,14 +322,15 @@ async fn run_webhook(
         .header("X-NPS-Action", inv.phase.as_str())
         .json(inv.session)
         .send()
-        .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                format!("{url} did not answer within {} s", timeout.as_secs())
-            } else {
-                format!("{url}: {e}")
-            }
-        })?;
+        .await;
+    let url = shown(url);
+    let response = response.map_err(|e| {
+        if e.is_timeout() {
+            format!("{url} did not answer within {} s", timeout.as_secs())
+        } else {
+            format!("{url}: {}", cause(e))
+        }
+    })?;
     let status = response.status();
     if status.is_success() {
         Ok(format!("{url} answered {status}"))
