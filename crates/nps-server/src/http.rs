@@ -39,9 +39,15 @@ fn peer(rqctx: &Rq) -> String {
 /// 500 that names only the request id (the cause goes to the log).
 fn store_problem(rqctx: &Rq, e: StoreError) -> ProblemDetails {
     match e {
-        StoreError::NotFound => ProblemDetails::not_found("No such resource."),
-        StoreError::Conflict(m) => ProblemDetails::conflict(capitalize(&m)),
-        StoreError::Refused(m) => ProblemDetails::bad_request(capitalize(&m)),
+        StoreError::NotFound => {
+            ProblemDetails::not_found("No such resource.").with_request_id(&rqctx.request_id)
+        }
+        StoreError::Conflict(m) => {
+            ProblemDetails::conflict(capitalize(&m)).with_request_id(&rqctx.request_id)
+        }
+        StoreError::Refused(m) => {
+            ProblemDetails::bad_request(capitalize(&m)).with_request_id(&rqctx.request_id)
+        }
         StoreError::Unavailable(m) => {
             error!(rqctx.log, "storage unavailable"; "error" => m);
             ProblemDetails::service_unavailable(

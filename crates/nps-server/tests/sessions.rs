@@ -434,7 +434,14 @@ async fn extend_honours_its_limits() {
         .await
         .unwrap();
     wait_for_status(&admin, url, id, "Cancelled").await;
-    assert_problem(extend(5).await, &[409], "").await;
+    let body = assert_problem(extend(5).await, &[409], "").await;
+    // A refusal of the store names its request like every other failure.
+    assert!(
+        body["instance"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("urn:nps:request:")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

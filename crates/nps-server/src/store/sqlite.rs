@@ -55,7 +55,11 @@ fn map_err(e: rusqlite::Error) -> StoreError {
             ReadOnly | DiskFull | DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure => {
                 StoreError::Unavailable(e.to_string())
             }
-            ConstraintViolation => StoreError::Conflict(e.to_string()),
+            // Its text names tables and columns, and reaches clients as a
+            // 409's detail: callers that expect a conflict say what it is.
+            ConstraintViolation => {
+                StoreError::Conflict("the change conflicts with what is stored".into())
+            }
             _ => StoreError::Internal(e.to_string()),
         },
         rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
