@@ -1,10 +1,11 @@
-//! `nps session ...`: each command is one call of the client (two for `end
-//! --wait`), its answer printed by [`crate::output`].
+//! `nps session ...`: each command is one call of the client (`end` reads
+//! the session first, and `--wait` then polls it), its answer printed by
+//! [`crate::output`].
 
 use std::io::Read;
 use std::time::Duration;
 
-use nps_client::types::{ActivitySession, ActivitySessionRequest};
+use nps_client::types::{ActivitySession, ActivitySessionRequest, SessionStatus};
 use nps_client::{ended_cleanly, Client, Progress, WaitOptions};
 
 use crate::cli::{CreateArgs, EndArgs, ListArgs, Output, SessionCommand};
@@ -47,14 +48,34 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
             let session = nps.extend_async(&id, minutes).await?.into_inner();
             console::print(&output::session(out, &session))?;
         }
-        SessionCommand::End(args) if args.wait => end_and_wait(nps, args, out).await?,
-        SessionCommand::End(EndArgs { id, .. }) => {
+        SessionCommand::End(args) => {
+            // DeleteAsync answers 202 for a session that ended long ago as
+            // well, and its answer alone cannot tell that from an end it just
+            // made (a Pending session is Cancelled at once): read it first. A
+            // terminal status never changes, so the DELETE could change
+            // nothing and is not sent.
+            let before = nps.get_by_id_async(&args.id).await?.into_inner();
+            if nps_client::is_terminal(before.status) {
+                console::print(&output::session(out, &before))?;
+                return already_ended(&before);
+            }
+            if args.wait {
+                return end_and_wait(nps, args, out).await;
+            }
+            let id = args.id;
             let session = nps.delete_async(&id).await?.into_inner();
             console::print(&output::session(out, &session))?;
             if !nps_client::is_terminal(session.status) {
                 console::note(&format!(
                     "Session {id} is {}: `nps session end {id} --wait` follows it to the end.",
                     session.status
+                ));
+            } else if !ended_cleanly(session.status) {
+                // Ended another way between the read and the DELETE.
+                return Err(ended_badly(
+                    &session,
+                    format!("session {id} ended {}", session.status),
+                    None,
                 ));
             }
         }
@@ -121,18 +142,54 @@ async fn end_and_wait(nps: &Client, args: EndArgs, out: Output) -> Result<(), Fa
     if ended_cleanly(session.status) {
         return Ok(());
     }
-    let reason = output::description(&session)
-        .map(str::to_string)
-        .or(last_error)
-        .unwrap_or_else(|| "no reason given".into());
-    Err(Failure::new(
-        Kind::SessionFailed,
-        format!("session {} ended {}: {reason}", session.id, session.status),
-    )
-    .with_hint(format!(
-        "`nps session log {} --level error` shows what failed",
-        session.id
-    )))
+    Err(ended_badly(
+        &session,
+        format!("session {} ended {}", session.id, session.status),
+        last_error,
+    ))
+}
+
+/// `end` of a session that had ended before: said on standard error, with
+/// the exit code `--wait` gives for the same status.
+fn already_ended(s: &ActivitySession) -> Result<(), Failure> {
+    let when = s
+        .actual_end_date_time_utc
+        .as_ref()
+        .map(|t| format!(" at {}", output::time(t)))
+        .unwrap_or_default();
+    let headline = format!("session {} already ended ({}{when})", s.id, s.status);
+    if ended_cleanly(s.status) {
+        console::note(&format!("{headline}: there was nothing to end."));
+        return Ok(());
+    }
+    Err(ended_badly(s, headline, None))
+}
+
+/// A session that ended Failed, ApprovalDenied or ApprovalFailed: exit 6,
+/// with what the server or the log said and where to read more.
+fn ended_badly(s: &ActivitySession, headline: String, last_error: Option<String>) -> Failure {
+    let said = output::description(s).map(str::to_string).or(last_error);
+    let id = s.id;
+    let (reason, hint) = match s.status {
+        // "Failed" alone (no description) is a failed start whose end
+        // actions then ran; otherwise an end action could not finish.
+        SessionStatus::Failed => (
+            match said {
+                Some(said) => format!(
+                    "its end actions did not complete, so access may still be in place ({said})"
+                ),
+                None => "an action failed (its start, or an end action), so access may still \
+                         be in place"
+                    .into(),
+            },
+            format!("`nps session log {id} --level error` shows what failed"),
+        ),
+        _ => (
+            said.unwrap_or_else(|| "no reason given".into()),
+            format!("`nps session log {id}` shows why"),
+        ),
+    };
+    Failure::new(Kind::SessionFailed, format!("{headline}: {reason}")).with_hint(hint)
 }
 
 /// The status line's text: the status and what the server is doing.

@@ -148,6 +148,82 @@ fn a_failed_end_action_makes_end_wait_exit_6_with_the_reason() {
 }
 
 #[test]
+fn ending_an_ended_session_says_so_and_when() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let id = create(&nps, "Patch web01");
+    nps.run(&["session", "end", &id, "--wait"]).expect_code(0);
+    for args in [
+        vec!["session", "end", &id, "-o", "json"],
+        vec!["session", "end", &id, "--wait", "-o", "json"],
+    ] {
+        let again = nps.run(&args).expect_code(0);
+        assert_eq!(again.json()["status"], "Cancelled", "{again:#?}");
+        assert!(
+            again
+                .stderr
+                .contains(&format!("session {id} already ended (Cancelled at 20")),
+            "{again:#?}"
+        );
+    }
+}
+
+#[test]
+fn ending_a_failed_session_exits_6_and_points_to_its_log() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    // Its end action fails: the session is Failed, access may remain.
+    let id = create(&nps, "doomed");
+    nps.run(&["session", "end", &id, "--wait"]).expect_code(6);
+    let again = nps.run(&["session", "end", &id]).expect_code(6);
+    assert!(again.stdout.contains("Failed"), "{again:#?}");
+    assert!(
+        again
+            .stderr
+            .contains(&format!("session {id} already ended (Failed at 20")),
+        "{again:#?}"
+    );
+    assert!(
+        again.stderr.contains("end actions did not complete"),
+        "{again:#?}"
+    );
+    assert!(
+        again.stderr.contains(&format!("nps session log {id}")),
+        "{again:#?}"
+    );
+}
+
+#[test]
+fn ending_a_pending_session_cancels_it_now_and_is_not_called_already_ended() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let start = (chrono::Utc::now() + chrono::TimeDelta::hours(24)).to_rfc3339();
+    let created = nps
+        .run(&[
+            "session",
+            "create",
+            "--activity-name",
+            "later",
+            "--start",
+            &start,
+            "-o",
+            "json",
+        ])
+        .expect_code(0)
+        .json();
+    assert_eq!(created["status"], "Pending", "{created}");
+    let id = created["id"].as_str().unwrap();
+    let end = nps
+        .run(&["session", "end", id, "-o", "json"])
+        .expect_code(0);
+    assert_eq!(end.json()["status"], "Cancelled", "{end:#?}");
+    assert!(!end.stderr.contains("already"), "{end:#?}");
+}
+
+#[test]
 fn end_wait_gives_up_after_its_timeout_with_exit_7() {
     let server = server();
     let nps = Nps::new(&server);
