@@ -8,6 +8,7 @@ mod http;
 mod lifecycle;
 mod sessions;
 mod store;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,7 +60,7 @@ struct Cli {
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
 
-    /// PEM PKCS#8 private key of --tls-cert.
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1, unencrypted).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
@@ -166,10 +167,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         None => Config::default(),
     };
     let tls = match (&cli.tls_cert, &cli.tls_key) {
-        (Some(cert), Some(key)) => Some(ConfigTls::AsFile {
-            cert_file: cert.clone(),
-            key_file: key.clone(),
-        }),
+        (Some(cert), Some(key)) => Some(ConfigTls::Dynamic(tls::load(cert, key)?)),
         _ => None,
     };
     if tls.is_none() && !cli.bind.ip().is_loopback() && !cli.allow_insecure_bind {
@@ -215,6 +213,24 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
             "bind" => %cli.bind);
     }
 
+    // Whatever keeps the server from listening is said now, before the
+    // database is created and the first Admin's password printed (and lost
+    // with a start that fails after it).
+    std::net::TcpListener::bind(cli.bind).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                ": another process listens there; stop it, or choose another address with --bind"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                ": ports below 1024 need privileges; choose a port of 1024 or more with --bind"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                ": no interface of this machine has that address; see `ip addr`"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("cannot listen on {}: {e}{hint}", cli.bind)
+    })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cli.database)?);
     if crate::store::sqlite::readable_by_others(&cli.database) {
         warn!(log, "the database file can be read by other users of this machine, and it holds \

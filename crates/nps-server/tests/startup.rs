@@ -229,3 +229,94 @@ async fn the_database_and_its_files_are_created_private() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Starts the server with these arguments on a fresh database and answers
+/// whether it succeeded, what it wrote on stderr, and whether the database
+/// was created. For starts that must fail before listening.
+fn failed_start(args: &[&str]) -> (std::process::ExitStatus, String, bool) {
+    let dir = temp_dir("refused");
+    let out = Command::new(server_binary())
+        .args(args)
+        .arg("--database")
+        .arg(dir.join("nps.db"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let created = dir.join("nps.db").exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        created,
+    )
+}
+
+/// A port another process listens on: refused with the OS's reason and what
+/// to do, before the database (and the first Admin, whose password would be
+/// printed by a start that then fails) is created.
+#[test]
+fn a_port_in_use_is_refused_before_anything_is_created() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let (status, stderr, created) = failed_start(&["--bind", &bind]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {bind}"))
+            && stderr.contains("in use")
+            && stderr.contains("--bind"),
+        "{stderr}"
+    );
+    assert!(!created);
+}
+
+/// Certificate mistakes are one line saying what to do, not a panic, and
+/// nothing is created; keys in the usual PEM forms all serve.
+#[tokio::test]
+async fn tls_files_are_checked_before_anything_is_created() {
+    let pki = nps_testkit::pki::Pki::create();
+    let path = |name: &str| pki.path(name).to_str().unwrap().to_string();
+    let tls = |cert: &str, key: &str| {
+        failed_start(&[
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &path(cert),
+            "--tls-key",
+            &path(key),
+        ])
+    };
+    for (cert, key, says) in [
+        (
+            "server.pem",
+            "ca.key",
+            "the key must be the private key of the first certificate",
+        ),
+        ("server.key", "server.key", "holds no certificate"),
+        ("server.pem", "server.pem", "holds no private key"),
+        ("server.pem", "missing.key", "No such file"),
+    ] {
+        let (status, stderr, created) = tls(cert, key);
+        assert_eq!(status.code(), Some(1), "{cert} {key}: {stderr}");
+        assert!(stderr.contains(says), "{cert} {key}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!created, "{cert} {key}");
+    }
+    // The key as SEC1 (`BEGIN EC PRIVATE KEY`), not PKCS#8: it serves.
+    nps_testkit::pki::openssl(
+        &pki.path(""),
+        &["ec", "-in", "server.key", "-out", "server-sec1.key"],
+    );
+    assert!(std::fs::read_to_string(pki.path("server-sec1.key"))
+        .unwrap()
+        .contains("BEGIN EC PRIVATE KEY"));
+    let server = TestServer::start_with(ServerOptions {
+        args: vec![
+            "--tls-cert".into(),
+            path("server.pem"),
+            "--tls-key".into(),
+            path("server-sec1.key"),
+        ],
+        ..ServerOptions::default()
+    });
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+}

@@ -8,6 +8,8 @@
 //! executable; when it is missing (a test of another crate run alone) it is
 //! built first with `cargo build -p nps-server`.
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
