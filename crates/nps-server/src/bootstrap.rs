@@ -15,26 +15,40 @@ fn generated_password() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<15>())
 }
 
-fn print_credentials(
-    heading: &str,
-    login: &str,
-    password: Option<&str>,
-    secret: Option<&str>,
-    uri: &str,
-) {
-    let mut text = format!("{heading}\n  login: {login}\n");
+fn print_credentials(heading: &str, login: &str, password: Option<&str>, secret: Option<&str>) {
+    let mut text = format!("{heading}\n  login: {login}");
     if let Some(p) = password {
-        text.push_str(&format!("  password: {p}\n"));
+        text.push_str(&format!("\n  password: {p}"));
     }
+    // The otpauth URI carries the secret: shown only with it, never for a
+    // secret the deployer gave (and may keep out of logs on purpose).
     if let Some(s) = secret {
-        text.push_str(&format!("  TOTP secret: {s}\n"));
+        text.push_str(&format!(
+            "\n  TOTP secret: {s}\n  otpauth: {}",
+            otpauth_uri(login, s)
+        ));
     }
-    text.push_str(&format!("  otpauth: {uri}"));
     if password.is_some() || secret.is_some() {
         text.push_str("\n  Store these now: they are not shown again.");
     }
     crate::say(&text);
 }
+
+/// A login as a person types it: 1 to 256 characters, none of them control
+/// characters (a line break in a login would forge lines of the log).
+fn check_login(login: &str, what: &str) -> anyhow::Result<()> {
+    if login.is_empty() || login.chars().count() > 256 {
+        anyhow::bail!("{what} must be 1 to 256 characters");
+    }
+    if login.chars().any(char::is_control) {
+        anyhow::bail!("{what} must not contain control characters (line breaks, tabs)");
+    }
+    Ok(())
+}
+
+/// Fewest characters of a password given in NPS_BOOTSTRAP_PASSWORD (the
+/// generated ones have 20).
+const MIN_PASSWORD: usize = 12;
 
 /// argon2 takes a while: hash on a blocking thread.
 async fn hash_off_thread(password: &str) -> anyhow::Result<String> {
@@ -45,12 +59,35 @@ async fn hash_off_thread(password: &str) -> anyhow::Result<String> {
 /// On an empty user store, creates the first Admin from `NPS_BOOTSTRAP_*`
 /// or with a generated password and secret, printed once.
 pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     if store.user_count().await? > 0 {
+        if [
+            "NPS_BOOTSTRAP_LOGIN",
+            "NPS_BOOTSTRAP_PASSWORD",
+            "NPS_BOOTSTRAP_TOTP_SECRET",
+        ]
+        .iter()
+        .any(|name| env(name).is_some())
+        {
+            crate::say(
+                "NPS_BOOTSTRAP_* ignored: the database has users already (they apply to an \
+                 empty one only; add users with `nps-server user add`).",
+            );
+        }
         return Ok(());
     }
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let login = env("NPS_BOOTSTRAP_LOGIN").unwrap_or_else(|| "admin".to_string());
+    check_login(&login, "NPS_BOOTSTRAP_LOGIN")?;
     let given_password = env("NPS_BOOTSTRAP_PASSWORD");
+    if given_password
+        .as_ref()
+        .is_some_and(|p| p.chars().count() < MIN_PASSWORD)
+    {
+        anyhow::bail!(
+            "NPS_BOOTSTRAP_PASSWORD must have at least {MIN_PASSWORD} characters \
+             (or leave it unset: a password is generated and printed once)"
+        );
+    }
     let given_secret = env("NPS_BOOTSTRAP_TOTP_SECRET");
     if let Some(s) = &given_secret {
         let bytes = Secret::try_from_base32(s.trim()).map_err(|_| {
@@ -81,7 +118,6 @@ pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
         &login,
         given_password.is_none().then_some(password.as_str()),
         given_secret.is_none().then_some(secret.as_str()),
-        &otpauth_uri(&login, &secret),
     );
     Ok(())
 }
@@ -89,9 +125,7 @@ pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
 /// `nps-server user add --login L --role admin|user`.
 pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyhow::Result<()> {
     let login = login.trim();
-    if login.is_empty() || login.len() > 256 {
-        anyhow::bail!("--login must be 1 to 256 characters");
-    }
+    check_login(login, "--login")?;
     let password = generated_password();
     let secret = new_totp_secret();
     let hash = hash_off_thread(&password).await?;
@@ -112,7 +146,6 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
         login,
         Some(&password),
         Some(&secret),
-        &otpauth_uri(login, &secret),
     );
     Ok(())
 }

@@ -320,3 +320,66 @@ async fn tls_files_are_checked_before_anything_is_created() {
     });
     assert!(server.url.starts_with("https://"), "{}", server.url);
 }
+
+/// A first Admin from NPS_BOOTSTRAP_*: the secret the deployer gave is not
+/// printed (nor the otpauth URI that carries it), a short password or a
+/// login with a line break is refused, and on a database with users the
+/// variables are said to be ignored.
+#[test]
+fn bootstrap_variables_are_checked_and_a_given_secret_is_not_printed() {
+    let mut server = TestServer::start();
+    let secret = Credentials::admin().totp_secret;
+    assert!(
+        !server.startup_output.contains(&secret) && !server.startup_output.contains("otpauth"),
+        "{}",
+        server.startup_output
+    );
+    server.restart();
+    assert!(
+        server.startup_output.contains("NPS_BOOTSTRAP_* ignored"),
+        "{}",
+        server.startup_output
+    );
+    drop(server);
+
+    for (name, value, says) in [
+        ("NPS_BOOTSTRAP_PASSWORD", "short", "at least 12 characters"),
+        (
+            "NPS_BOOTSTRAP_LOGIN",
+            "eve\nINFO forged",
+            "control characters",
+        ),
+    ] {
+        let dir = temp_dir("bootstrap-refused");
+        let out = Command::new(server_binary())
+            .args(["--bind", "127.0.0.1:0", "--database"])
+            .arg(dir.join("nps.db"))
+            .env(name, value)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains(says), "{stderr}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    let dir = temp_dir("user-add-refused");
+    let out = Command::new(server_binary())
+        .args([
+            "user",
+            "add",
+            "--role",
+            "user",
+            "--login",
+            "bob\nINFO forged",
+            "--database",
+        ])
+        .arg(dir.join("nps.db"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("control characters"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
