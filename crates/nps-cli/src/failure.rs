@@ -59,18 +59,26 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The exit code of an error: a failure after an accepted end is that of
+/// what failed.
+fn kind(error: &Error) -> Kind {
+    match error {
+        Error::Problem(p) if p.status == 401 => Kind::NotSignedIn,
+        Error::Problem(_) => Kind::Refused,
+        Error::Unreachable(_) => Kind::Unreachable,
+        Error::Settings(_) => Kind::Usage,
+        Error::Timeout { .. } => Kind::TimedOut,
+        Error::UnexpectedAnswer(_) => Kind::Other,
+        Error::EndAccepted { error, .. } => kind(error),
+    }
+}
+
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
-        let kind = match &error {
-            Error::Problem(p) if p.status == 401 => Kind::NotSignedIn,
-            Error::Problem(_) => Kind::Refused,
-            Error::Unreachable(_) => Kind::Unreachable,
-            Error::Settings(_) => Kind::Usage,
-            Error::Timeout { .. } => Kind::TimedOut,
-            Error::UnexpectedAnswer(_) => Kind::Other,
-        };
+        let kind = kind(&error);
         let failure = Failure::new(kind, error.to_string());
         match kind {
+            _ if matches!(error, Error::EndAccepted { .. }) => failure,
             Kind::Unreachable => failure.with_hint(
                 "check --url (or NPS_URL) and that the server is running; if its certificate \
                  is not trusted, give its CA with --ca-cert (--skip-certificate-check for a lab server)",

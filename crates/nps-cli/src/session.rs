@@ -6,7 +6,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use nps_client::types::{ActivitySession, ActivitySessionRequest, SessionStatus};
-use nps_client::{ended_cleanly, Client, Progress, WaitOptions};
+use nps_client::{ended_cleanly, Client, Error, Progress, WaitOptions};
 
 use crate::cli::{CreateArgs, EndArgs, ListArgs, Output, SessionCommand};
 use crate::console;
@@ -137,7 +137,10 @@ async fn end_and_wait(nps: &Client, args: EndArgs, out: Output) -> Result<(), Fa
         })
         .await;
     line.finish();
-    let session = ended?;
+    let session = match ended {
+        Ok(session) => session,
+        Err(error) => return Err(end_accepted_then(error, out)),
+    };
     console::print(&output::session(out, &session))?;
     if ended_cleanly(session.status) {
         return Ok(());
@@ -147,6 +150,31 @@ async fn end_and_wait(nps: &Client, args: EndArgs, out: Output) -> Result<(), Fa
         format!("session {} ended {}", session.id, session.status),
         last_error,
     ))
+}
+
+/// `end --wait` failed: before the 202 nothing was done; after it, the
+/// server goes on ending the session, which is said, with the session as
+/// last read on stdout and the command that shows how it ends.
+fn end_accepted_then(error: Error, out: Output) -> Failure {
+    let (session, refused) = match &error {
+        Error::Timeout { session, .. } => (session, false),
+        Error::EndAccepted { session, error } => (session, error.status() == Some(401)),
+        _ => return error.into(),
+    };
+    if let Err(closed) = console::print(&output::session(out, session)) {
+        return closed;
+    }
+    let id = session.id;
+    let hint = if refused {
+        format!("run `nps login`, then `nps session get {id}` to see how it ended")
+    } else if matches!(error, Error::Timeout { .. }) {
+        format!(
+            "the end was accepted (HTTP 202) and goes on: `nps session get {id}` shows how it ends"
+        )
+    } else {
+        format!("`nps session get {id}` shows how it ends")
+    };
+    Failure::from(error).with_hint(hint)
 }
 
 /// `end` of a session that had ended before: said on standard error, with

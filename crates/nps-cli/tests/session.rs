@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{nps_binary, server, Nps, Tmux};
+use std::process::Stdio;
+
+use common::{nps_binary, server, Nps, Run, Tmux, TokenSwapper};
 
 #[test]
 fn an_admin_creates_extends_lists_and_ends_a_session_and_reads_its_log() {
@@ -224,18 +226,100 @@ fn ending_a_pending_session_cancels_it_now_and_is_not_called_already_ended() {
 }
 
 #[test]
-fn end_wait_gives_up_after_its_timeout_with_exit_7() {
+fn end_wait_gives_up_after_its_timeout_with_exit_7_and_the_session_as_last_read() {
     let server = server();
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
     let id = create(&nps, "slow");
     let end = nps
-        .run(&["session", "end", &id, "--wait", "--timeout", "1"])
+        .run(&[
+            "session",
+            "end",
+            &id,
+            "--wait",
+            "--timeout",
+            "1",
+            "-o",
+            "json",
+        ])
         .expect_code(7);
     assert!(
         end.stderr.contains("still Cancelling after 1 s"),
         "{end:#?}"
     );
+    // The end goes on: said, with how to see it end, and the session as
+    // last read for scripts.
+    assert!(end.stderr.contains("accepted (HTTP 202)"), "{end:#?}");
+    assert!(
+        end.stderr.contains(&format!("`nps session get {id}`")),
+        "{end:#?}"
+    );
+    assert_eq!(end.json()["id"], id.as_str(), "{end:#?}");
+    assert_eq!(end.json()["status"], "Cancelling", "{end:#?}");
+}
+
+#[test]
+fn a_token_refused_while_end_wait_follows_the_session_says_the_end_goes_on() {
+    use std::io::{BufRead, BufReader, Read};
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let id = create(&nps, "slow");
+    let proxy = TokenSwapper::start(&server);
+    let mut cmd = nps.command(&[
+        "session", "end", &id, "--wait", "-o", "json", "--url", &proxy.url,
+    ]);
+    cmd.env("NPS_TOKEN", server.admin_token())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run nps");
+    // Its stderr is not a terminal: one plain line per state. Once it
+    // follows the session, the DELETE was accepted; then the token "expires".
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Cancelling:") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "nps stopped before following the session: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    proxy.refuse_tokens();
+    stderr.read_to_string(&mut seen).unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let run = Run {
+        code: status.code(),
+        stdout,
+        stderr: seen,
+    }
+    .expect_code(4);
+    assert!(
+        run.stderr.contains(&format!(
+            "the end of session {id} was accepted (HTTP 202) and goes on"
+        )),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("Unauthorized (HTTP 401)"), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains(&format!("run `nps login`, then `nps session get {id}`")),
+        "{run:#?}"
+    );
+    assert_eq!(run.json()["status"], "Cancelling", "{run:#?}");
+    // And it does end.
+    let ended = nps
+        .run(&["session", "end", &id, "--wait", "-o", "json"])
+        .expect_code(0);
+    assert_eq!(ended.json()["status"], "Cancelled");
 }
 
 #[test]

@@ -35,6 +35,23 @@ pub enum Error {
     #[error("{0}")]
     Settings(String),
 
+    /// `DeleteAsync` accepted the end of a session (202), then following it
+    /// failed (a read was refused, the server could not be reached): the
+    /// server ends the session regardless. Only the end-and-wait helpers
+    /// answer it; their timeout, which also comes after the 202, is
+    /// [`Error::Timeout`].
+    #[error(
+        "the end of session {} was accepted (HTTP 202) and goes on, but following it failed: {}",
+        .session.id,
+        .error
+    )]
+    EndAccepted {
+        /// The session as last read (the 202's answer, or a later read).
+        session: Box<ActivitySession>,
+        /// What went wrong while following it.
+        error: Box<Error>,
+    },
+
     /// A session did not reach a terminal status in time.
     #[error(
         "session {} is still {} after {} s{}",
@@ -52,10 +69,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// The server's ProblemDetails, when the server refused the request.
+    /// The server's ProblemDetails, when the server refused the request (for
+    /// [`Error::EndAccepted`], a read after the end was accepted).
     pub fn problem(&self) -> Option<&ProblemDetails> {
         match self {
             Error::Problem(p) => Some(p),
+            Error::EndAccepted { error, .. } => error.problem(),
             _ => None,
         }
     }

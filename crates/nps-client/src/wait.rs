@@ -79,8 +79,11 @@ impl Client {
     /// Ends a session (`DeleteAsync`) and waits until its status is terminal.
     ///
     /// Answers the session as it ended, whatever the terminal status: check
-    /// [`ended_cleanly`] for Failed. [`Error::Timeout`] carries the session as
-    /// last read when it is still not terminal after `timeout`.
+    /// [`ended_cleanly`] for Failed. Once the end was accepted (202), the
+    /// server ends the session whatever happens here, and every error says
+    /// so: [`Error::Timeout`] when it is still not terminal after `timeout`,
+    /// [`Error::EndAccepted`] when reading it failed; both carry the session
+    /// as last read.
     pub async fn end_session_and_wait(
         &self,
         session_id: &Uuid,
@@ -138,6 +141,7 @@ impl Client {
             log,
             on_progress,
             last: None,
+            end_accepted: end_first,
         }
         .run(first.into_inner())
         .await
@@ -154,6 +158,8 @@ struct Watch<'a, F> {
     on_progress: F,
     /// The status and description last reported.
     last: Option<(SessionStatus, Option<String>)>,
+    /// This wait's DELETE was accepted: errors say so.
+    end_accepted: bool,
 }
 
 impl<F: FnMut(Progress<'_>)> Watch<'_, F> {
@@ -162,9 +168,13 @@ impl<F: FnMut(Progress<'_>)> Watch<'_, F> {
         loop {
             // The log is read after the session, so the lines of the
             // transition just seen are reported before it.
-            self.log
+            if let Err(error) = self
+                .log
                 .report_new_lines(self.client, self.session_id, &mut self.on_progress)
-                .await?;
+                .await
+            {
+                return Err(self.lost(error, session));
+            }
             let now = (session.status, session.status_description.clone());
             if self.last.as_ref() != Some(&now) {
                 (self.on_progress)(Progress::Status(&session));
@@ -181,11 +191,22 @@ impl<F: FnMut(Progress<'_>)> Watch<'_, F> {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             tokio::time::sleep(self.options.poll_interval.min(left)).await;
-            session = self
-                .client
-                .get_by_id_async(self.session_id)
-                .await?
-                .into_inner();
+            session = match self.client.get_by_id_async(self.session_id).await {
+                Ok(read) => read.into_inner(),
+                Err(error) => return Err(self.lost(error.into(), session)),
+            };
+        }
+    }
+
+    /// An error while following the session, which was `last` when last read.
+    fn lost(&self, error: Error, last: ActivitySession) -> Error {
+        if self.end_accepted {
+            Error::EndAccepted {
+                session: Box::new(last),
+                error: Box::new(error),
+            }
+        } else {
+            error
         }
     }
 }

@@ -230,3 +230,76 @@ impl Drop for Tmux {
             .status();
     }
 }
+
+/// An HTTP proxy in front of the server that forwards every request as it
+/// is until [`TokenSwapper::refuse_tokens`]; from then on it replaces the
+/// Bearer token with one the server never issued, so that the server itself
+/// answers 401, as it does to a token that expired. One request per
+/// connection (it asks the server to close, and so tells the client).
+pub struct TokenSwapper {
+    pub url: String,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TokenSwapper {
+    pub fn start(server: &TestServer) -> TokenSwapper {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = server.url.trim_start_matches("http://").to_string();
+        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = refuse.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let (upstream, flag) = (upstream.clone(), flag.clone());
+                std::thread::spawn(move || {
+                    let _ = forward(client, &upstream, flag.load(Ordering::SeqCst));
+                });
+            }
+        });
+        return TokenSwapper { url, refuse };
+
+        fn forward(mut client: TcpStream, upstream: &str, refuse: bool) -> std::io::Result<()> {
+            use std::io::{BufRead, BufReader, Read, Write};
+            let mut reader = BufReader::new(client.try_clone()?);
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line)? == 0 {
+                    return Ok(());
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(value) = lower.strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if lower.starts_with("connection:") {
+                    continue;
+                }
+                if refuse && lower.starts_with("authorization:") {
+                    head.push_str("authorization: Bearer a-token-the-server-never-issued\r\n");
+                    continue;
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body)?;
+            let mut server = TcpStream::connect(upstream)?;
+            server.write_all(head.as_bytes())?;
+            server.write_all(b"connection: close\r\n\r\n")?;
+            server.write_all(&body)?;
+            let mut answer = Vec::new();
+            server.read_to_end(&mut answer)?;
+            client.write_all(&answer)
+        }
+    }
+
+    /// From now on, requests carry a token the server refuses.
+    pub fn refuse_tokens(&self) {
+        self.refuse.store(true, Ordering::SeqCst);
+    }
+}
