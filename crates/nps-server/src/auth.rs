@@ -177,7 +177,7 @@ impl Auth {
         Auth {
             store,
             throttle: Throttle {
-                max_per_minute: config.max_failures_per_minute.max(1),
+                max_per_minute: config.max_failures_per_minute,
                 entries: Mutex::new(HashMap::new()),
             },
             config,

@@ -18,17 +18,73 @@ pub struct Config {
     pub request_body_max_bytes: usize,
 }
 
+/// Checks a number of the file while deserializing, so that the error
+/// carries the value's position: a value that would break the service
+/// (tokens expired as they are issued, sessions that cannot be created, a
+/// cookie lifetime that overflows) stops the server at start-up instead.
+macro_rules! within {
+    ($fn:ident, $name:literal, $min:expr, $max:expr, $why:literal) => {
+        #[allow(unused_comparisons)] // a minimum of 0, a maximum of u32::MAX
+        fn $fn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+            let n = u32::deserialize(d)?;
+            if n < $min {
+                return Err(serde::de::Error::custom(format!(
+                    "{} must be at least {}",
+                    $name, $min
+                )));
+            }
+            if n > $max {
+                return Err(serde::de::Error::custom(format!(
+                    "{} must be at most {} ({})",
+                    $name, $max, $why
+                )));
+            }
+            Ok(n)
+        }
+    };
+}
+
+within!(
+    pre_mfa_minutes,
+    "auth.pre_mfa_token_minutes",
+    1,
+    60,
+    "an hour"
+);
+within!(mfa_minutes, "auth.mfa_token_minutes", 1, 43_200, "30 days");
+within!(wrong_codes, "auth.max_wrong_codes", 1, u32::MAX, "");
+within!(failures, "auth.max_failures_per_minute", 1, u32::MAX, "");
+within!(
+    length_minutes,
+    "sessions.max_length_minutes",
+    1,
+    525_600,
+    "a year"
+);
+within!(extensions, "sessions.max_extensions", 0, 10_000, "");
+within!(
+    extension_minutes,
+    "sessions.max_extension_minutes",
+    1,
+    525_600,
+    "a year"
+);
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Lifetime of the token `/signinBody` answers.
+    #[serde(deserialize_with = "pre_mfa_minutes")]
     pub pre_mfa_token_minutes: u32,
     /// Lifetime of the MFA token `/signin2fa` answers.
+    #[serde(deserialize_with = "mfa_minutes")]
     pub mfa_token_minutes: u32,
     /// Wrong codes that revoke a pre-MFA token.
+    #[serde(deserialize_with = "wrong_codes")]
     pub max_wrong_codes: u32,
     /// Failed sign-ins (password or code) per login within a minute before
     /// further attempts get 429 for a minute.
+    #[serde(deserialize_with = "failures")]
     pub max_failures_per_minute: u32,
 }
 
@@ -48,25 +104,16 @@ impl Default for AuthConfig {
 pub struct SessionConfig {
     /// Length of a session created without an end (minutes); also the longest
     /// session a request may ask for.
-    #[serde(deserialize_with = "max_length_minutes")]
+    #[serde(deserialize_with = "length_minutes")]
     pub max_length_minutes: u32,
     /// Whether new sessions allow ExtendAsync.
     pub allow_extension: bool,
     /// How many times one session may be extended.
+    #[serde(deserialize_with = "extensions")]
     pub max_extensions: u32,
     /// The most minutes one extension may add.
+    #[serde(deserialize_with = "extension_minutes")]
     pub max_extension_minutes: u32,
-}
-
-/// Checked while deserializing, so the error carries the value's position.
-fn max_length_minutes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let minutes = u32::deserialize(d)?;
-    if minutes == 0 {
-        return Err(serde::de::Error::custom(
-            "sessions.max_length_minutes must be at least 1",
-        ));
-    }
-    Ok(minutes)
 }
 
 impl Default for SessionConfig {
@@ -277,8 +324,8 @@ struct RawConfig {
 struct RawActions {
     max_attempts: Option<Spanned<u32>>,
     workers: Option<Spanned<u32>>,
-    backoff_initial_ms: Option<u64>,
-    backoff_max_ms: Option<u64>,
+    backoff_initial_ms: Option<Spanned<u64>>,
+    backoff_max_ms: Option<Spanned<u64>>,
     start: Vec<Spanned<RawAction>>,
     end: Vec<Spanned<RawAction>>,
     activity: BTreeMap<String, RawLists>,
@@ -355,11 +402,29 @@ impl Config {
             }
             actions.workers = n.into_inner() as usize;
         }
+        const HOUR_MS: u64 = 3_600_000;
         if let Some(ms) = raw.actions.backoff_initial_ms {
-            actions.backoff_initial = Duration::from_millis(ms);
+            if *ms.get_ref() == 0 || *ms.get_ref() > HOUR_MS {
+                return Err(problem(Problem {
+                    at: ms.span().start,
+                    message: "actions.backoff_initial_ms must be between 1 and 3600000 (an hour)"
+                        .into(),
+                }));
+            }
+            actions.backoff_initial = Duration::from_millis(ms.into_inner());
         }
         if let Some(ms) = raw.actions.backoff_max_ms {
-            actions.backoff_max = Duration::from_millis(ms);
+            let least = actions.backoff_initial.as_millis() as u64;
+            if *ms.get_ref() < least || *ms.get_ref() > HOUR_MS {
+                return Err(problem(Problem {
+                    at: ms.span().start,
+                    message: format!(
+                        "actions.backoff_max_ms must be between backoff_initial_ms ({least}) \
+                         and 3600000 (an hour)"
+                    ),
+                }));
+            }
+            actions.backoff_max = Duration::from_millis(ms.into_inner());
         }
         actions.default = ActionLists {
             start: convert_all(raw.actions.start).map_err(problem)?,
@@ -381,10 +446,11 @@ impl Config {
             ..Config::default()
         };
         if let Some(n) = raw.request_body_max_bytes {
-            if *n.get_ref() < 1024 {
+            if *n.get_ref() < 1024 || *n.get_ref() > 64 << 20 {
                 return Err(problem(Problem {
                     at: n.span().start,
-                    message: "request_body_max_bytes must be at least 1024".into(),
+                    message: "request_body_max_bytes must be between 1024 and 67108864 (64 MiB)"
+                        .into(),
                 }));
             }
             config.request_body_max_bytes = n.into_inner() as usize;
@@ -560,6 +626,63 @@ program = "true"
                 .starts_with("3: \"ftp://x\" is not an http or https URL")
         );
         assert!(err("[actions]\nworkerz = 3\n").starts_with("2: unknown field `workerz`"));
+    }
+
+    #[test]
+    fn values_that_would_break_the_service_are_refused_where_they_are() {
+        for (text, says) in [
+            (
+                "[auth]\nmfa_token_minutes = 0\n",
+                "2: auth.mfa_token_minutes must be at least 1",
+            ),
+            (
+                "[auth]\npre_mfa_token_minutes = 71582789\n",
+                "2: auth.pre_mfa_token_minutes must be at most 60",
+            ),
+            (
+                "[auth]\nmax_wrong_codes = 0\n",
+                "2: auth.max_wrong_codes must be at least 1",
+            ),
+            (
+                "[auth]\nmax_failures_per_minute = 0\n",
+                "2: auth.max_failures_per_minute must be at least 1",
+            ),
+            (
+                "[sessions]\nmax_length_minutes = 4294967295\n",
+                "2: sessions.max_length_minutes must be at most 525600",
+            ),
+            (
+                "[sessions]\nmax_extension_minutes = 0\n",
+                "2: sessions.max_extension_minutes must be at least 1",
+            ),
+            (
+                "[sessions]\nmax_extension_minutes = 3000000000\n",
+                "2: sessions.max_extension_minutes must be at most",
+            ),
+            (
+                "[actions]\nbackoff_initial_ms = 0\n",
+                "2: actions.backoff_initial_ms must be between 1",
+            ),
+            (
+                "[actions]\nbackoff_initial_ms = 100000\nbackoff_max_ms = 10\n",
+                "3: actions.backoff_max_ms must be between backoff_initial_ms (100000)",
+            ),
+            (
+                "request_body_max_bytes = 99999999999999\n",
+                "1: request_body_max_bytes must be between 1024",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(says), "{text:?}: {e}");
+        }
+        // The bounds themselves are accepted, as are the conformance run's.
+        let c = Config::parse(
+            "[auth]\nmfa_token_minutes = 43200\nmax_wrong_codes = 1000000\n\
+             [sessions]\nmax_extensions = 0\nmax_length_minutes = 525600\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.mfa_token_minutes, 43_200);
+        assert_eq!(c.sessions.max_extensions, 0);
     }
 
     #[test]
