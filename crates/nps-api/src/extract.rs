@@ -109,9 +109,13 @@ impl<T> QueryParams<T> {
     }
 }
 
-/// Parses a query string; the error names the parameter (`take: ...`).
+/// Parses a query string, its parameter names matched without regard to
+/// case as ASP.NET does (`?Status=historical` is a filter, not an unknown
+/// parameter ignored); the error names the parameter (`take: ...`).
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, String> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    let de = crate::types::IgnoreCase(serde_urlencoded::Deserializer::new(form_urlencoded::parse(
+        query.as_bytes(),
+    )));
     serde_path_to_error::deserialize(de).map_err(|e| e.to_string())
 }
 
@@ -207,5 +211,19 @@ mod tests {
         assert!(e.starts_with("take: "), "{e}");
         let e = parse_query::<ListSessionsQuery>("status=bogus").unwrap_err();
         assert!(e.starts_with("status: "), "{e}");
+    }
+
+    #[test]
+    fn query_names_and_the_status_are_read_without_case() {
+        let id = "11111111-1111-1111-1111-111111111111";
+        let q: ListSessionsQuery =
+            parse_query(&format!("Status=Historical&TARGETID={id}&Take=1&skip=2")).unwrap();
+        assert_eq!(q.status, Some(crate::types::SessionCategory::Historical));
+        assert_eq!(q.target_id.map(|t| t.to_string()).as_deref(), Some(id));
+        assert_eq!((q.take, q.skip), (Some(1), Some(2)));
+        let e = parse_query::<ListSessionsQuery>("Take=abc").unwrap_err();
+        assert!(e.starts_with("take: "), "{e}");
+        let e = parse_query::<ListSessionsQuery>("status=active&Status=historical").unwrap_err();
+        assert!(e.contains("duplicate field"), "{e}");
     }
 }

@@ -43,6 +43,56 @@ impl<'de, A: serde::de::MapAccess<'de>> Deserializer<'de> for CaseInsensitive<A>
     }
 }
 
+/// A deserializer whose structs match their field names without regard to
+/// case (see [`CaseInsensitive`]): for query strings, which ASP.NET also
+/// binds without regard to case (`?Status=historical`).
+pub(crate) struct IgnoreCase<D>(pub D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for IgnoreCase<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0
+            .deserialize_struct(name, fields, StructVisitor { visitor, fields })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// Hands a struct's derived visitor its map with keys in the struct's spelling.
+struct StructVisitor<V> {
+    visitor: V,
+    fields: &'static [&'static str],
+}
+
+impl<'de, V: serde::de::Visitor<'de>> serde::de::Visitor<'de> for StructVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.visitor.expecting(f)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.visitor.visit_map(CanonicalKeys {
+            map,
+            fields: self.fields,
+        })
+    }
+}
+
 struct CanonicalKeys<A> {
     map: A,
     fields: &'static [&'static str],
@@ -480,8 +530,9 @@ impl MfaCode {
 }
 
 /// Which sessions GetAllActivitySessionsByStatusAsync lists.
+// Read without regard to case (`Active`, as ASP.NET binds it, is `active`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", remote = "Self")]
 pub enum SessionCategory {
     /// Pending or ApprovalRequired: not started yet.
     Pending,
@@ -489,6 +540,20 @@ pub enum SessionCategory {
     Active,
     /// Complete, Failed, Cancelled, ApprovalDenied or ApprovalFailed.
     Historical,
+}
+
+impl<'de> Deserialize<'de> for SessionCategory {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        let name = String::deserialize(deserializer)?.to_ascii_lowercase();
+        SessionCategory::deserialize(name.into_deserializer())
+    }
+}
+
+impl Serialize for SessionCategory {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SessionCategory::serialize(self, serializer)
+    }
 }
 
 impl SessionCategory {

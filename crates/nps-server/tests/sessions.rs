@@ -379,6 +379,16 @@ async fn create_schedules_validates_and_lists_newest_first() {
     )
     .await;
     assert!(body["detail"].as_str().unwrap().contains("take"), "{body}");
+    // Query names and the status are read without regard to case, as NPS
+    // (ASP.NET) reads them: a filter is never dropped for its spelling.
+    let list = |query: &'static str| {
+        get_json::<Vec<Value>>(&admin, format!("{url}/api/v1/ActivitySession?{query}"))
+    };
+    let pending = list("status=pending").await;
+    assert!(!pending.is_empty());
+    assert_eq!(list("Status=Pending").await, pending);
+    assert_eq!(list("STATUS=pending&Take=1").await.len(), 1);
+    assert!(list("").await.len() > pending.len());
 }
 
 #[tokio::test]
