@@ -16,6 +16,8 @@ pub enum Kind {
     Unreachable = 5,
     SessionFailed = 6,
     TimedOut = 7,
+    /// The server failed (HTTP 5xx): not the request's fault.
+    ServerFailed = 8,
     /// Standard output was closed (`nps session list | head -1`): nothing
     /// is printed, the process ends by SIGPIPE (see [`crate::console`]).
     ClosedOutput = 141,
@@ -62,13 +64,16 @@ impl fmt::Display for Failure {
 /// The exit code of an error: a failure after an accepted end is that of
 /// what failed.
 fn kind(error: &Error) -> Kind {
+    if error.http_status().is_some_and(|s| s >= 500) {
+        return Kind::ServerFailed;
+    }
     match error {
         Error::Problem(p) if p.status == 401 => Kind::NotSignedIn,
         Error::Problem(_) => Kind::Refused,
         Error::Unreachable(_) => Kind::Unreachable,
         Error::Settings(_) => Kind::Usage,
         Error::Timeout { .. } => Kind::TimedOut,
-        Error::UnexpectedAnswer(_) => Kind::Other,
+        Error::UnexpectedAnswer { .. } => Kind::Other,
         Error::EndAccepted { error, .. } => kind(error),
     }
 }
@@ -76,12 +81,31 @@ fn kind(error: &Error) -> Kind {
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         let kind = kind(&error);
-        let failure = Failure::new(kind, error.to_string());
+        let not_the_api = matches!(error, Error::UnexpectedAnswer { .. });
+        let message = match kind {
+            Kind::ServerFailed if !matches!(error, Error::EndAccepted { .. }) => {
+                format!("the server failed: {error}")
+            }
+            _ => error.to_string(),
+        };
+        let failure = Failure::new(kind, message);
         match kind {
             _ if matches!(error, Error::EndAccepted { .. }) => failure,
             Kind::Unreachable => failure.with_hint(
                 "check --url (or NPS_URL) and that the server is running; if its certificate \
                  is not trusted, give its CA with --ca-cert (--skip-certificate-check for a lab server)",
+            ),
+            Kind::ServerFailed if not_the_api => failure.with_hint(
+                "check --url (or NPS_URL): a proxy in front of the server may have failed, \
+                 or this is not the NPS server; what was asked may not have been done",
+            ),
+            Kind::ServerFailed => failure.with_hint(
+                "not the request's fault: what was asked may not have been done; try again, \
+                 and if it persists the server's log says why (a 500 names its request id)",
+            ),
+            Kind::Other if not_the_api => failure.with_hint(
+                "check --url (or NPS_URL): it must be the NPS server's base URL, such as \
+                 https://nps.example.com:6500, without /api/v1 or another path the server does not have",
             ),
             _ => failure,
         }
@@ -110,6 +134,7 @@ mod tests {
             Kind::Unreachable,
             Kind::SessionFailed,
             Kind::TimedOut,
+            Kind::ServerFailed,
             Kind::ClosedOutput,
         ] {
             let code = kind as u8;

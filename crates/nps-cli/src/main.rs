@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("start the async runtime");
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(nps_client::remember_answers(run(cli))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) if failure.kind == Kind::ClosedOutput => console::end_by_sigpipe(),
         Err(failure) => {

@@ -114,6 +114,7 @@ impl Connection {
             .connect_timeout(self.timeout.min(Duration::from_secs(15)))
             .timeout(self.timeout)
             .cookie_provider(cookies)
+            .retry(crate::answers::noting_policy())
             .default_headers(headers);
         self.tls.apply(builder).build().map_err(|e| {
             Error::Settings(format!("cannot set up HTTPS: {}", crate::error::chain(&e)))

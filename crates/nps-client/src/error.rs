@@ -26,9 +26,20 @@ pub enum Error {
     #[error("could not reach the server: {}", chain(.0))]
     Unreachable(#[source] reqwest::Error),
 
-    /// The server answered something the API description does not allow.
-    #[error("the server's answer does not follow the API: {0}")]
-    UnexpectedAnswer(String),
+    /// The server answered something the API description does not allow:
+    /// often not an NPS server at all (a wrong URL, a proxy's error page).
+    #[error(
+        "the server's answer does not follow the API: {}{detail}",
+        answered(*.status, .request.as_deref())
+    )]
+    UnexpectedAnswer {
+        /// The HTTP status, when known (see [`crate::remember_answers`]).
+        status: Option<u16>,
+        /// The request, `GET http://...`, when known.
+        request: Option<String>,
+        /// What was wrong with it.
+        detail: String,
+    },
 
     /// The connection settings are not usable (a malformed URL, an unreadable
     /// or invalid CA certificate).
@@ -83,6 +94,17 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         self.problem().map(|p| p.status)
     }
+
+    /// The HTTP status of the answer this error is about, when known: that
+    /// of a refusal, or of an answer that does not follow the API.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Problem(p) => Some(p.status),
+            Error::UnexpectedAnswer { status, .. } => *status,
+            Error::EndAccepted { error, .. } => error.http_status(),
+            _ => None,
+        }
+    }
 }
 
 impl From<progenitor_client::Error<ProblemDetails>> for Error {
@@ -99,17 +121,37 @@ impl From<progenitor_client::Error<ProblemDetails>> for Error {
             }
             E::CommunicationError(e) | E::InvalidUpgrade(e) => Error::Unreachable(e),
             E::ResponseBodyError(e) => {
-                Error::UnexpectedAnswer(format!("reading the body failed: {}", chain(&e)))
+                let answer = crate::answers::last();
+                Error::UnexpectedAnswer {
+                    status: e
+                        .status()
+                        .map(|s| s.as_u16())
+                        .or(answer.as_ref().map(|a| a.status)),
+                    request: e.url().map(|u| u.to_string()).or(answer.map(|a| a.request)),
+                    detail: format!("reading the body failed: {}", chain(&e)),
+                }
             }
-            E::InvalidResponsePayload(body, e) => Error::UnexpectedAnswer(format!(
-                "{e}; the body was: {}",
-                excerpt(&String::from_utf8_lossy(&body))
-            )),
-            E::UnexpectedResponse(response) => Error::UnexpectedAnswer(format!(
-                "HTTP {} for {}",
-                response.status(),
-                response.url()
-            )),
+            E::InvalidResponsePayload(body, e) => {
+                let answer = crate::answers::last();
+                Error::UnexpectedAnswer {
+                    status: answer.as_ref().map(|a| a.status),
+                    request: answer.map(|a| a.request),
+                    detail: format!(
+                        "{e}; the body was: {}",
+                        excerpt(&String::from_utf8_lossy(&body))
+                    ),
+                }
+            }
+            E::UnexpectedResponse(response) => {
+                let status = response.status();
+                Error::UnexpectedAnswer {
+                    status: Some(status.as_u16()),
+                    request: crate::answers::last()
+                        .map(|a| a.request)
+                        .or_else(|| Some(response.url().to_string())),
+                    detail: format!("HTTP {status} is not an answer this operation has"),
+                }
+            }
             E::InvalidRequest(message) | E::Custom(message) => Error::Settings(message),
         }
     }
@@ -131,6 +173,16 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// "HTTP 404 for GET http://...: " as far as it is known.
+fn answered(status: Option<u16>, request: Option<&str>) -> String {
+    match (status, request) {
+        (Some(status), Some(request)) => format!("HTTP {status} for {request}: "),
+        (Some(status), None) => format!("HTTP {status}: "),
+        (None, Some(request)) => format!("{request}: "),
+        (None, None) => String::new(),
+    }
+}
+
 fn describe(status_description: Option<&str>) -> String {
     match status_description {
         Some(d) if !d.is_empty() => format!(" ({d})"),
@@ -138,8 +190,10 @@ fn describe(status_description: Option<&str>) -> String {
     }
 }
 
+/// The start of a body, on one line.
 fn excerpt(text: &str) -> String {
     const MAX: usize = 200;
+    let text = &text.split_whitespace().collect::<Vec<_>>().join(" ");
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_string(),

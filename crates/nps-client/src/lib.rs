@@ -39,12 +39,14 @@
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
 pub mod generated;
 
+pub mod answers;
 pub mod connect;
 pub mod error;
 pub mod signin;
 pub mod tls;
 pub mod wait;
 
+pub use answers::remember_answers;
 pub use connect::{Connection, DEFAULT_TIMEOUT, DEFAULT_URL};
 pub use error::Error;
 pub use generated::{types, Client};

@@ -303,3 +303,34 @@ impl TokenSwapper {
         self.refuse.store(true, Ordering::SeqCst);
     }
 }
+
+/// A stand-in for what a wrong `--url` or a failing proxy answers: every
+/// request gets this status, content type and body.
+pub struct FakeServer {
+    pub url: String,
+}
+
+impl FakeServer {
+    pub fn start(status: &str, content_type: &str, body: &str) -> FakeServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let answer = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = client.write_all(answer.as_bytes());
+            }
+        });
+        FakeServer { url }
+    }
+}
