@@ -165,6 +165,46 @@ async fn an_end_action_that_keeps_failing_is_tried_max_attempts_times_then_the_s
     );
 }
 
+/// Access may remain on a Failed session: ending it again, once the cause
+/// is fixed, runs its end actions again (same key) and it reads Cancelled.
+#[tokio::test]
+async fn ending_a_failed_session_again_retries_its_end_actions() {
+    let scratch = Scratch::new();
+    let tries = scratch.file("tries");
+    let fixed = scratch.file("fixed");
+    let nps = Nps::start(&format!(
+        "[actions]\nmax_attempts = 1\n\n[[actions.end]]\n{}",
+        sh(
+            r#"echo "$NPS_ACTION_KEY" >> "$1"; [ -e "$2" ] || { echo "directory down" >&2; exit 3; }"#,
+            &[&tries, &fixed]
+        ),
+    ))
+    .await;
+    let id = nps.create(ActivitySessionRequest::default()).await.id;
+    let failed = nps
+        .api
+        .end_session_and_wait(&id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, SessionStatus::Failed);
+
+    std::fs::write(&fixed, "").unwrap();
+    let again = nps.api.delete_async(&id).await.unwrap().into_inner();
+    assert_eq!(again.status, SessionStatus::Cancelling);
+    let ended = nps.wait_for(id, SessionStatus::Cancelled).await;
+    assert!(ended.cancelled_by.is_some());
+    assert_eq!(
+        lines(&tries),
+        [format!("{id}:end:0"), format!("{id}:end:0")]
+    );
+    let log = nps.log(id).await;
+    assert!(contains(&log, "Failed -> Cancelling by admin"), "{log:#?}");
+    // Ended now: a third DELETE changes nothing.
+    let third = nps.api.delete_async(&id).await.unwrap().into_inner();
+    assert_eq!(third.status, SessionStatus::Cancelled);
+    assert_eq!(lines(&tries).len(), 2);
+}
+
 #[tokio::test]
 async fn a_flaky_end_action_that_succeeds_on_its_third_try_ends_the_session_cancelled() {
     let scratch = Scratch::new();

@@ -154,6 +154,18 @@ pub fn transition(
                 Some("Ending: revoking access".into()),
             )
         }),
+        // Failed: an end action gave up (or a start did), so access may
+        // still be provisioned. Ending it again is a retry of the
+        // revocation: the end actions run again (same keys), and it reads
+        // Cancelled once they succeed, or Failed again.
+        (Event::EndRequested, Failed) => Outcome::Apply(Change {
+            set_cancelled_by: true,
+            ..keep(
+                Cancelling,
+                Some(Work::new(Phase::End, now, Some(Cancelled))),
+                Some("Ending again: retrying the end actions of a failed session".into()),
+            )
+        }),
         (Event::EndRequested, _) => Outcome::NoChange,
 
         (Event::StartDue { has_start_actions }, Pending) => Outcome::Apply(Change {
@@ -277,11 +289,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A failed session's end actions run again.
+        match t(Failed) {
+            Outcome::Apply(c) => {
+                assert_eq!(c.status, Cancelling);
+                assert!(c.set_cancelled_by);
+                let w = c.work.unwrap();
+                assert_eq!((w.phase, w.end_target), (Phase::End, Some(Cancelled)));
+            }
+            other => panic!("{other:?}"),
+        }
         for s in [
             Cancelling,
             Cancelled,
             Complete,
-            Failed,
             ApprovalDenied,
             ApprovalFailed,
         ] {
