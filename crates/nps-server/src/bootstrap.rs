@@ -129,6 +129,7 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
     let password = generated_password();
     let secret = new_totp_secret();
     let hash = hash_off_thread(&password).await?;
+    let new_file = !database.exists();
     // Not `SqliteStore::open`: the server may be running on this file, and
     // its journal and sessions are its own to apply.
     sqlite::add_user_alongside(
@@ -147,5 +148,14 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
         Some(&password),
         Some(&secret),
     );
+    if new_file {
+        // A mistyped --database (or a relative one from another directory)
+        // would otherwise go unnoticed until the user cannot sign in.
+        crate::say(&format!(
+            "Note: {} did not exist and was created: no server has used it yet. If you \
+             meant the database of a running server, give its --database path.",
+            database.display()
+        ));
+    }
     Ok(())
 }

@@ -383,3 +383,37 @@ fn bootstrap_variables_are_checked_and_a_given_secret_is_not_printed() {
     assert!(stderr.contains("control characters"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `user add` on a path where no database is says it created one (a
+/// mistyped --database would otherwise go unnoticed); on a server's file it
+/// does not.
+#[test]
+fn user_add_says_when_it_created_the_database() {
+    let dir = temp_dir("user-add-new");
+    let add = |database: &std::path::Path| {
+        let out = Command::new(server_binary())
+            .args([
+                "user",
+                "add",
+                "--role",
+                "user",
+                "--login",
+                "carol",
+                "--database",
+            ])
+            .arg(database)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let printed = add(&dir.join("typo").join("nps.db"));
+    assert!(
+        printed.contains("did not exist and was created") && printed.contains("--database"),
+        "{printed}"
+    );
+    let server = TestServer::start();
+    let printed = add(&server.database());
+    assert!(!printed.contains("did not exist"), "{printed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
