@@ -25,9 +25,10 @@ pub struct SavedToken {
     pub login: String,
     pub token: String,
     pub signed_in_at: DateTime<Utc>,
-    /// `signed_in_at` plus the server's default token lifetime: the server
-    /// does not tell the real expiry.
-    pub expires_around: DateTime<Utc>,
+    // No expiry: the server does not say when a token expires, and its
+    // lifetime is configurable. Files of earlier versions have an
+    // `expiresAround` (sign-in plus 8 hours); it is ignored on load and
+    // not written back.
 }
 
 /// The whole file.
@@ -145,13 +146,40 @@ mod tests {
     }
 
     fn token(login: &str) -> SavedToken {
-        let now = Utc::now();
         SavedToken {
             login: login.into(),
             token: format!("token-of-{login}"),
-            signed_in_at: now,
-            expires_around: now + chrono::TimeDelta::hours(8),
+            signed_in_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn a_file_of_an_earlier_version_with_its_claimed_expiry_still_loads() {
+        let (store, dir) = temporary_store("earlier");
+        create_private_dir(&store.dir).unwrap();
+        std::fs::write(
+            store.path(),
+            r#"{
+  "lastUrl": "http://a:1",
+  "servers": {
+    "http://a:1": {
+      "login": "alice",
+      "token": "token-of-alice",
+      "signedInAt": "2026-11-29T08:00:00Z",
+      "expiresAround": "2026-11-29T16:00:00Z"
+    }
+  }
+}"#,
+        )
+        .unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.servers["http://a:1"].token, "token-of-alice");
+        // Saving again drops the claim.
+        store.save("http://b:2", token("bob")).unwrap();
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        assert!(!text.contains("expiresAround"), "{text}");
+        assert!(text.contains("token-of-alice"), "{text}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

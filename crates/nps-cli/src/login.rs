@@ -8,7 +8,6 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use chrono::Local;
 use nps_client::{Connection, Error};
 use serde_json::json;
 
@@ -65,7 +64,6 @@ pub async fn run(
         login: login.clone(),
         token: signed_in.token.clone(),
         signed_in_at: signed_in.signed_in_at,
-        expires_around: signed_in.expires_around(),
     };
     let path = store.save(&url, saved.clone())?;
     match output {
@@ -75,21 +73,18 @@ pub async fn run(
                 "url": url,
                 "login": login,
                 "signedInAt": saved.signed_in_at,
-                "expiresAround": saved.expires_around,
                 "credentialsFile": path,
             }))
             .expect("JSON")
         )),
-        Output::Table => {
-            let expires = saved.expires_around.with_timezone(&Local);
-            console::print(&format!(
-                "Signed in to {url} as {login}.\n\
-                 The token is saved in {} and expires around {} (UTC{}).\n",
-                path.display(),
-                expires.format("%Y-%m-%d %H:%M"),
-                expires.format("%:z"),
-            ))
-        }
+        // No expiry: the server does not say when the token expires, and
+        // how long tokens last is its configuration.
+        Output::Table => console::print(&format!(
+            "Signed in to {url} as {login}.\n\
+             The token is saved in {}. It lasts as long as the server allows: \
+             when it is refused, run `nps login` again.\n",
+            path.display(),
+        )),
     }
 }
 

@@ -125,8 +125,9 @@ fn authenticated(connection: &Connection, credentials: &Credentials) -> Result<C
     Ok(connection.client_with_token(&token)?)
 }
 
-/// A 401 on a saved token: say whose token it was and when it was expected
-/// to expire.
+/// A 401 on a saved token: say whose token it was and when it was saved.
+/// Not when it expires: the server does not say, and its token lifetime is
+/// configurable.
 fn explain_refused_token(
     failure: Failure,
     connection: &Connection,
@@ -138,11 +139,10 @@ fn explain_refused_token(
     let url = connection.base_url();
     let hint = match credentials.servers.get(url) {
         Some(saved) if std::env::var_os("NPS_TOKEN").is_none() => format!(
-            "the token of {} saved at {} (expected to expire around {}) was refused: \
+            "the token of {} saved at {} was refused (it may have expired): \
              run `nps login --url {url}`",
             saved.login,
             output::time(&saved.signed_in_at),
-            output::time(&saved.expires_around),
         ),
         _ => format!("the token was refused: run `nps login --url {url}`"),
     };

@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use crate::types::{MfaCode, SignInBody};
 use crate::{Client, Connection, Error};
 
-/// How long the server keeps an MFA token valid unless configured otherwise.
-/// The server does not say when a token expires: this is the documented
-/// default, for telling a person "expires around ...".
+/// How long the server keeps an MFA token valid unless configured otherwise
+/// (`mfa_token_minutes`). The server does not say when a token expires, so
+/// an expiry computed from this is a guess that a server configured
+/// otherwise makes wrong: `nps` does not show one.
 pub const DEFAULT_TOKEN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(8);
 
 /// An authenticated client and the token it sends.
@@ -29,7 +30,8 @@ pub struct SignedIn {
 }
 
 impl SignedIn {
-    /// When the token expires if the server keeps the default lifetime.
+    /// When the token expires if the server keeps the default lifetime (a
+    /// guess: see [`DEFAULT_TOKEN_LIFETIME`]).
     pub fn expires_around(&self) -> DateTime<Utc> {
         self.signed_in_at + DEFAULT_TOKEN_LIFETIME
     }
