@@ -27,6 +27,8 @@
 //! - [`session`]: the `nps session` commands, printed by [`output`] as
 //!   [`table`]s or JSON, with a [`status_line`] while `end --wait` runs.
 //! - [`failure`]: what is printed when a command fails, and its exit code.
+//! - [`console`]: every write to stdout and stderr, without panics: a closed
+//!   stdout ends the process by SIGPIPE.
 //!
 //! # Exit codes
 //!

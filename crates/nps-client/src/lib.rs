@@ -31,6 +31,8 @@
 //! - [`wait`]: ending a session and waiting for its terminal status.
 //! - [`error`]: [`Error`], what went wrong, with the server's ProblemDetails
 //!   when the server refused. `?` converts the generated client's errors.
+//! - [`answers`]: the status and URL of each answer, so that one whose body
+//!   does not follow the API is reported with them ([`remember_answers`]).
 //!
 //! No mock server is generated (progenitor can emit httpmock helpers): the
 //! build stays lean, and this crate's tests run against the real server.
