@@ -51,13 +51,23 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
         SessionCommand::End(args) => {
             // DeleteAsync answers 202 for a session that ended long ago as
             // well, and its answer alone cannot tell that from an end it just
-            // made (a Pending session is Cancelled at once): read it first. A
-            // terminal status never changes, so the DELETE could change
-            // nothing and is not sent.
+            // made (a Pending session is Cancelled at once): read it first.
+            // The DELETE changes nothing on a session that ended (and is not
+            // sent), except on a Failed one: access may remain, and the
+            // server runs its end actions again.
             let before = nps.get_by_id_async(&args.id).await?.into_inner();
-            if nps_client::is_terminal(before.status) {
+            let retry = before.status == SessionStatus::Failed;
+            if nps_client::is_terminal(before.status) && !retry {
                 console::print(&output::session(out, &before))?;
                 return already_ended(&before);
+            }
+            if retry {
+                console::note(&format!(
+                    "Session {} had ended Failed{}: its end actions did not complete; \
+                     ending it again runs them again.",
+                    before.id,
+                    ended_at(&before)
+                ));
             }
             if args.wait {
                 return end_and_wait(nps, args, out).await;
@@ -70,6 +80,9 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
                     "Session {id} is {}: `nps session end {id} --wait` follows it to the end.",
                     session.status
                 ));
+            } else if retry && session.status == SessionStatus::Failed {
+                // A server that does not retry a failed end.
+                return already_ended(&session);
             } else if !ended_cleanly(session.status) {
                 // Ended another way between the read and the DELETE.
                 return Err(ended_badly(
@@ -180,17 +193,25 @@ fn end_accepted_then(error: Error, out: Output) -> Failure {
 /// `end` of a session that had ended before: said on standard error, with
 /// the exit code `--wait` gives for the same status.
 fn already_ended(s: &ActivitySession) -> Result<(), Failure> {
-    let when = s
-        .actual_end_date_time_utc
-        .as_ref()
-        .map(|t| format!(" at {}", output::time(t)))
-        .unwrap_or_default();
-    let headline = format!("session {} already ended ({}{when})", s.id, s.status);
+    let headline = format!(
+        "session {} already ended ({}{})",
+        s.id,
+        s.status,
+        ended_at(s)
+    );
     if ended_cleanly(s.status) {
         console::note(&format!("{headline}: there was nothing to end."));
         return Ok(());
     }
     Err(ended_badly(s, headline, None))
+}
+
+/// " at <its actual end>", when it has one.
+fn ended_at(s: &ActivitySession) -> String {
+    s.actual_end_date_time_utc
+        .as_ref()
+        .map(|t| format!(" at {}", output::time(t)))
+        .unwrap_or_default()
 }
 
 /// A session that ended Failed, ApprovalDenied or ApprovalFailed: exit 6,

@@ -172,28 +172,42 @@ fn ending_an_ended_session_says_so_and_when() {
 }
 
 #[test]
-fn ending_a_failed_session_exits_6_and_points_to_its_log() {
+fn ending_a_failed_session_runs_its_end_actions_again_and_exits_6_if_they_fail() {
     let server = server();
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
-    // Its end action fails: the session is Failed, access may remain.
+    // Its end action always fails: the session is Failed, access may remain.
     let id = create(&nps, "doomed");
     nps.run(&["session", "end", &id, "--wait"]).expect_code(6);
-    let again = nps.run(&["session", "end", &id]).expect_code(6);
-    assert!(again.stdout.contains("Failed"), "{again:#?}");
+    // Ending it again retries the end actions (the server's answer to a
+    // DELETE of a Failed session), which is said.
+    let again = nps
+        .run(&["session", "end", &id, "-o", "json"])
+        .expect_code(0);
+    assert_eq!(again.json()["status"], "Cancelling", "{again:#?}");
     assert!(
         again
             .stderr
-            .contains(&format!("session {id} already ended (Failed at 20")),
+            .contains(&format!("Session {id} had ended Failed at 20")),
         "{again:#?}"
     );
+    assert!(again.stderr.contains("runs them again"), "{again:#?}");
+    // They fail again: --wait follows the retry and exits 6.
+    let waited = nps.run(&["session", "end", &id, "--wait"]).expect_code(6);
+    assert!(waited.stdout.contains("Failed"), "{waited:#?}");
     assert!(
-        again.stderr.contains("end actions did not complete"),
-        "{again:#?}"
+        waited
+            .stderr
+            .contains(&format!("session {id} ended Failed")),
+        "{waited:#?}"
     );
     assert!(
-        again.stderr.contains(&format!("nps session log {id}")),
-        "{again:#?}"
+        waited.stderr.contains("end actions did not complete"),
+        "{waited:#?}"
+    );
+    assert!(
+        waited.stderr.contains(&format!("nps session log {id}")),
+        "{waited:#?}"
     );
 }
 
