@@ -14,8 +14,10 @@ use uuid::Uuid;
 use crate::types::{ActionLogDto, ActivitySession, SessionStatus};
 use crate::{Client, Error};
 
-/// A terminal status never changes again: Complete, Failed, Cancelled,
-/// ApprovalDenied, ApprovalFailed.
+/// A terminal status does not change by itself: Complete, Failed,
+/// Cancelled, ApprovalDenied, ApprovalFailed. One changes on request:
+/// `DeleteAsync` of a Failed session runs its end actions again (access may
+/// remain on it), and it reads Cancelling.
 pub fn is_terminal(status: SessionStatus) -> bool {
     matches!(
         status,
