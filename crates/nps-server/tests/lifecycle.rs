@@ -259,8 +259,8 @@ async fn a_webhook_that_answers_a_redirect_has_not_taken_the_session() {
 }
 
 /// A receiver's credentials go in the webhook's URL (user name, password,
-/// query); the session's log, which its owner reads, shows neither, and
-/// says why the request failed.
+/// path, query); the session's log, which its owner reads, shows only the
+/// scheme, host and port, and says why the request failed.
 #[tokio::test]
 async fn a_webhook_that_cannot_be_reached_is_logged_with_the_cause_and_without_credentials() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -268,7 +268,7 @@ async fn a_webhook_that_cannot_be_reached_is_logged_with_the_cause_and_without_c
     drop(closed);
     let nps = Nps::start(&format!(
         "[actions]\nmax_attempts = 1\n\n[[actions.end]]\nkind = \"webhook\"\n\
-         url = \"http://hookuser:s3cret@127.0.0.1:{port}/x?token=abc123\"\n"
+         url = \"http://hookuser:s3cret@127.0.0.1:{port}/services/T0/B0/pathsecret?token=abc123\"\n"
     ))
     .await;
     let id = nps.create(ActivitySessionRequest::default()).await.id;
@@ -280,11 +280,14 @@ async fn a_webhook_that_cannot_be_reached_is_logged_with_the_cause_and_without_c
     assert_eq!(ended.status, SessionStatus::Failed);
     let log = nps.log(id).await.join("\n");
     assert!(
-        !log.contains("s3cret") && !log.contains("hookuser") && !log.contains("abc123"),
+        !log.contains("s3cret")
+            && !log.contains("hookuser")
+            && !log.contains("abc123")
+            && !log.contains("pathsecret"),
         "{log}"
     );
     assert!(
-        log.contains(&format!("http://127.0.0.1:{port}/x?…")),
+        log.contains(&format!("http://127.0.0.1:{port}/…:")),
         "{log}"
     );
     assert!(log.to_lowercase().contains("connection refused"), "{log}");

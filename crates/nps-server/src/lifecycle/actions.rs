@@ -274,20 +274,15 @@ async fn run_command(
     }
 }
 
-/// A webhook's URL as the session's log shows it: without the user name,
-/// password and query, where a receiver's credentials go (whoever owns the
-/// session reads its log).
+/// A webhook's URL as the session's log shows it: its scheme, host and port
+/// only. Receivers take credentials in the user name, password and query,
+/// and often in the path too (`hooks.slack.com/services/T…/B…/<secret>`),
+/// and whoever owns the session reads its log.
 fn shown(url: &reqwest::Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    let query = shown.query().is_some();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    if query {
-        format!("{shown}?…")
-    } else {
-        shown.to_string()
+    let origin = url.origin().ascii_serialization();
+    match url.path() {
+        "" | "/" if url.query().is_none() => format!("{origin}/"),
+        _ => format!("{origin}/…"),
     }
 }
 
