@@ -290,33 +290,43 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         }
         signal = stop_signal() => signal?,
     };
+    // No action starts from now on.
+    engine.begin_stop();
     // A second signal while stopping: stop now (what runs is owed still,
     // and runs again at the next start, as after a crash).
     let impatient = log.clone();
+    let stopping = Arc::clone(&engine);
     tokio::spawn(async move {
         if let Ok(again) = stop_signal().await {
             warn!(impatient, "stopping at once"; "signal" => again);
+            stopping.begin_stop();
             lifecycle::actions::kill_running();
             std::process::exit(1);
         }
     });
-    info!(log, "stopping: no new connections, requests in progress finish"; "signal" => signal);
-    match tokio::time::timeout(STOP_GRACE, server.close()).await {
+    info!(log, "stopping: no new connections, requests in progress and running actions finish";
+        "signal" => signal, "grace_secs" => STOP_GRACE.as_secs());
+    // Requests and actions finish side by side, within one grace period.
+    let (closed, ()) = tokio::join!(
+        tokio::time::timeout(STOP_GRACE, server.close()),
+        engine.stop(STOP_GRACE)
+    );
+    match closed {
         Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(log, "the HTTP server did not stop cleanly"; "error" => e),
         Err(_) => warn!(log, "requests still in progress after the grace period are cut off";
             "grace_secs" => STOP_GRACE.as_secs()),
     }
-    engine.stop(STOP_GRACE).await;
     info!(log, "nps-server stopped"; "signal" => signal);
     say("nps-server stopped");
     Ok(())
 }
 
-/// How long a server told to stop waits for requests in progress, then for
-/// running actions, before it cuts them off: within the 10 s that container
-/// runtimes give before SIGKILL (systemd gives 90 s).
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
+/// How long a server told to stop waits for requests in progress and
+/// running actions (side by side) before it cuts them off. With the 2 s it
+/// then gives killed actions' pipelines, it stops within the 10 s that
+/// container runtimes give before SIGKILL (systemd gives 90 s).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The first SIGTERM (what `systemctl stop`, `docker stop` and `kill` send)
 /// or SIGINT (Ctrl-C) from now.

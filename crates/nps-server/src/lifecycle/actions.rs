@@ -3,6 +3,7 @@
 //! make an action run again (at-least-once).
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,19 +82,30 @@ pub async fn run(
     }
 }
 
-/// The process groups of the programs running now, so that a server told to
-/// stop can end them (see [`kill_running`]). One engine per process.
-static RUNNING_GROUPS: Mutex<std::collections::BTreeSet<i32>> =
-    Mutex::new(std::collections::BTreeSet::new());
+/// The process groups of the programs running now, each with how many
+/// running actions lead it (a group id can be reused once its group is
+/// gone), so that a server told to stop can end them (see
+/// [`kill_running`]). One engine per process.
+static RUNNING_GROUPS: Mutex<std::collections::BTreeMap<i32, usize>> =
+    Mutex::new(std::collections::BTreeMap::new());
 
-/// A running program's process group in [`RUNNING_GROUPS`], while it runs.
+/// Set once [`kill_running`] has killed programs: their failures are kills.
+static KILLED_AT_STOP: AtomicBool = AtomicBool::new(false);
+
+/// A running program's process group in [`RUNNING_GROUPS`], until the
+/// program has exited (or was killed for its timeout): once it is reaped,
+/// its id may be reused.
 struct Registered(Option<i32>);
 
 impl Registered {
     fn new(pid: Option<u32>) -> Registered {
         let group = pid.and_then(|p| i32::try_from(p).ok());
         if let Some(g) = group {
-            RUNNING_GROUPS.lock().expect("running groups").insert(g);
+            *RUNNING_GROUPS
+                .lock()
+                .expect("running groups")
+                .entry(g)
+                .or_default() += 1;
         }
         Registered(group)
     }
@@ -102,7 +114,13 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some(g) = self.0 {
-            RUNNING_GROUPS.lock().expect("running groups").remove(&g);
+            let mut groups = RUNNING_GROUPS.lock().expect("running groups");
+            if let Some(n) = groups.get_mut(&g) {
+                *n -= 1;
+                if *n == 0 {
+                    groups.remove(&g);
+                }
+            }
         }
     }
 }
@@ -111,8 +129,9 @@ impl Drop for Registered {
 /// too: they run in groups of their own) and answers how many there were.
 /// Their sessions' work stays owed, so they run again at the next start.
 pub fn kill_running() -> usize {
+    KILLED_AT_STOP.store(true, Ordering::SeqCst);
     let groups = RUNNING_GROUPS.lock().expect("running groups");
-    for &g in groups.iter() {
+    for &g in groups.keys() {
         // SAFETY: kill(2) with a negative pid signals that process group;
         // it has no memory-safety preconditions.
         unsafe {
@@ -120,6 +139,12 @@ pub fn kill_running() -> usize {
         }
     }
     groups.len()
+}
+
+/// Whether [`kill_running`] has run: a program that failed since may have
+/// been killed by it, which is not a failure of the action.
+pub fn killed_at_stop() -> bool {
+    KILLED_AT_STOP.load(Ordering::SeqCst)
 }
 
 /// The first `OUTPUT_LIMIT` bytes of a stream, and whether there was more.
@@ -242,10 +267,13 @@ async fn run_command(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     let pid = child.id();
-    let _registered = Registered::new(pid);
+    let registered = Registered::new(pid);
     let output = Output::capture(&mut child);
     let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => status.map_err(|e| format!("waiting for {}: {e}", program.display()))?,
+        Ok(status) => {
+            drop(registered);
+            status.map_err(|e| format!("waiting for {}: {e}", program.display()))?
+        }
         Err(_) => {
             if let Some(pid) = pid {
                 // SAFETY: kill(2) with a negative pid signals that process
@@ -255,6 +283,7 @@ async fn run_command(
                 }
             }
             let _ = child.kill().await;
+            drop(registered);
             let output = output.describe().await;
             return Err(format!(
                 "{} timed out after {} s and was killed{output}",

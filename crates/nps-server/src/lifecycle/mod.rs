@@ -88,8 +88,7 @@ impl Engine {
     /// action is not a failed one: its session's work stays owed, as after
     /// a crash, and it runs again (same `NPS_ACTION_KEY`) at the next start.
     pub async fn stop(&self, grace: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake();
+        self.begin_stop();
         let idle = || self.in_flight.lock().expect("in-flight set").is_empty();
         let until = |limit: Duration| async move {
             let deadline = tokio::time::Instant::now() + limit;
@@ -105,6 +104,12 @@ impl Engine {
             // Their pipelines see the kill and return without recording it.
             until(Duration::from_secs(2)).await;
         }
+    }
+
+    /// From now on no pipeline or action starts (see [`Engine::stop`]).
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake();
     }
 
     fn stopping(&self) -> bool {
@@ -262,6 +267,10 @@ impl Engine {
                     ),
                 )
                 .await?;
+            // The log line above may have waited for the writer.
+            if self.stopping() {
+                return Ok(());
+            }
             let invocation = actions::Invocation {
                 session,
                 phase: work.phase,
@@ -271,9 +280,9 @@ impl Engine {
             slog::debug!(self.log, "action started"; "session" => %id, "action" => &label, "running" => now_running);
             let result = actions::run(action, &invocation, &self.http).await;
             self.running.fetch_sub(1, Ordering::SeqCst);
-            if result.is_err() && self.stopping() {
-                // Killed by `stop`, or failed while the server stops: not
-                // recorded, so it is not an attempt; it runs at the next start.
+            if result.is_err() && self.stopping() && actions::killed_at_stop() {
+                // Killed by `stop`: not recorded, so it is not an attempt;
+                // it runs again at the next start.
                 return Ok(());
             }
             match result {
