@@ -45,6 +45,13 @@ fn store_problem(rqctx: &Rq, e: StoreError) -> ProblemDetails {
         StoreError::Conflict(m) => {
             ProblemDetails::conflict(capitalize(&m)).with_request_id(&rqctx.request_id)
         }
+        StoreError::Constraint(m) => {
+            error!(rqctx.log, "a database constraint refused the change"; "error" => m);
+            ProblemDetails::conflict(
+                "The change conflicts with what is stored; nothing was changed.",
+            )
+            .with_request_id(&rqctx.request_id)
+        }
         StoreError::Refused(m) => {
             ProblemDetails::bad_request(capitalize(&m)).with_request_id(&rqctx.request_id)
         }

@@ -415,5 +415,25 @@ fn user_add_says_when_it_created_the_database() {
     let server = TestServer::start();
     let printed = add(&server.database());
     assert!(!printed.contains("did not exist"), "{printed}");
+    // A login taken is said as such, not as the database's constraint.
+    let again = Command::new(server_binary())
+        .args([
+            "user",
+            "add",
+            "--role",
+            "user",
+            "--login",
+            "carol",
+            "--database",
+        ])
+        .arg(server.database())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("a user with login carol exists") && !stderr.contains("UNIQUE"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,6 +23,12 @@ pub enum StoreError {
     /// The session's state does not allow this (a 409).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A uniqueness, check or foreign-key rule of the database refused the
+    /// change. The text is the database's (tables, columns): for the log.
+    /// A caller that expects one says what it means (a login taken); any
+    /// other is a 409 saying only that the change conflicts.
+    #[error("constraint violated: {0}")]
+    Constraint(String),
     /// A limit refuses this request (a 400).
     #[error("refused: {0}")]
     Refused(String),

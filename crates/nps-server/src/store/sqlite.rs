@@ -55,11 +55,7 @@ fn map_err(e: rusqlite::Error) -> StoreError {
             ReadOnly | DiskFull | DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure => {
                 StoreError::Unavailable(e.to_string())
             }
-            // Its text names tables and columns, and reaches clients as a
-            // 409's detail: callers that expect a conflict say what it is.
-            ConstraintViolation => {
-                StoreError::Conflict("the change conflicts with what is stored".into())
-            }
+            ConstraintViolation => StoreError::Constraint(e.to_string()),
             _ => StoreError::Internal(e.to_string()),
         },
         rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
@@ -249,7 +245,7 @@ fn insert_user(c: &Connection, user: NewUser) -> StoreResult<User> {
         ],
     )
     .map_err(|e| match map_err(e) {
-        StoreError::Conflict(_) => {
+        StoreError::Constraint(_) => {
             StoreError::Conflict(format!("a user with login {} exists", user.login))
         }
         other => other,
