@@ -412,6 +412,8 @@ impl Config {
                 }));
             }
             actions.backoff_initial = Duration::from_millis(ms.into_inner());
+            // Alone, a first delay above the default maximum raises it.
+            actions.backoff_max = actions.backoff_max.max(actions.backoff_initial);
         }
         if let Some(ms) = raw.actions.backoff_max_ms {
             let least = actions.backoff_initial.as_millis() as u64;
@@ -683,6 +685,9 @@ program = "true"
         .unwrap();
         assert_eq!(c.auth.mfa_token_minutes, 43_200);
         assert_eq!(c.sessions.max_extensions, 0);
+        // A first delay above the default maximum, alone, raises it.
+        let c = Config::parse("[actions]\nbackoff_initial_ms = 120000\n").unwrap();
+        assert_eq!(c.actions.backoff(1), Duration::from_secs(120));
     }
 
     #[test]

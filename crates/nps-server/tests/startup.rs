@@ -227,6 +227,19 @@ async fn the_database_and_its_files_are_created_private() {
         warning.is_some_and(|w| w.contains("chmod 600")),
         "no warning about the file's mode"
     );
+
+    // A link to a file that does not exist: refused, nothing created.
+    let link = dir.join("link.db");
+    std::os::unix::fs::symlink(dir.join("missing.db"), &link).unwrap();
+    let out = Command::new(server_binary())
+        .args(["--bind", "127.0.0.1:0", "--database"])
+        .arg(&link)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(!dir.join("missing.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -125,6 +125,15 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
 /// a guess of it) sign in. SQLite gives the WAL and shared-memory files it
 /// creates beside it the same mode, whatever the umask.
 fn create_private(path: &Path) -> anyhow::Result<()> {
+    // A symbolic link to a missing file: SQLite would create the target
+    // with the umask's mode.
+    if !path.exists() && std::fs::symlink_metadata(path).is_ok() {
+        anyhow::bail!(
+            "the database {} is a symbolic link to a file that does not exist: \
+             give the real path with --database, or create the file (mode 600)",
+            path.display()
+        );
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
