@@ -140,12 +140,14 @@ pub trait NpsApi {
     /// A Pending session is Cancelled at once. An Active one becomes
     /// Cancelling: the request is on disk before this answer is sent, and the
     /// end actions run now, then the session reads Cancelled (or Failed, with
-    /// the reason in its log). Ending a Failed session runs its end actions
-    /// again (a retry of the revocation): it becomes Cancelling, then reads
-    /// Cancelled, or Failed again. Ending a session that is Cancelling,
-    /// Cancelled or Complete changes nothing. The answer is the session as
-    /// it stands, with `Location` pointing at it: poll that until the status
-    /// is terminal.
+    /// the reason in its log). Ending a session that is Failed because an
+    /// end action gave up runs its end actions again (a retry of the
+    /// revocation): it becomes Cancelling, then reads Cancelled (Complete if
+    /// it was its scheduled end), or Failed again. Ending any other ended
+    /// session (a failed start ran its end actions to the end) or a
+    /// Cancelling one changes nothing. The answer is the session as it
+    /// stands, with `Location` pointing at it: poll that until the status is
+    /// terminal.
     #[endpoint {
         method = DELETE,
         path = "/api/v1/ActivitySession/{sessionId}",

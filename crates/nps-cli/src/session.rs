@@ -53,8 +53,9 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
             // well, and its answer alone cannot tell that from an end it just
             // made (a Pending session is Cancelled at once): read it first.
             // The DELETE changes nothing on a session that ended (and is not
-            // sent), except on a Failed one: access may remain, and the
-            // server runs its end actions again.
+            // sent), except on a Failed one whose end action gave up: access
+            // may remain, and the server runs its end actions again (a failed
+            // start owes nothing and stays Failed).
             let before = nps.get_by_id_async(&args.id).await?.into_inner();
             let retry = before.status == SessionStatus::Failed;
             if nps_client::is_terminal(before.status) && !retry {
@@ -63,8 +64,8 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
             }
             if retry {
                 console::note(&format!(
-                    "Session {} had ended Failed{}: its end actions did not complete; \
-                     ending it again runs them again.",
+                    "Session {} had ended Failed{}: asking the server to run its end actions \
+                     again (if an end action gave up; a failed start stays Failed).",
                     before.id,
                     ended_at(&before)
                 ));
@@ -81,7 +82,8 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
                     session.status
                 ));
             } else if retry && session.status == SessionStatus::Failed {
-                // A server that does not retry a failed end.
+                // A failed start (nothing owed), or a server that does not
+                // retry a failed end.
                 return already_ended(&session);
             } else if !ended_cleanly(session.status) {
                 // Ended another way between the read and the DELETE.

@@ -191,7 +191,10 @@ fn ending_a_failed_session_runs_its_end_actions_again_and_exits_6_if_they_fail()
             .contains(&format!("Session {id} had ended Failed at 20")),
         "{again:#?}"
     );
-    assert!(again.stderr.contains("runs them again"), "{again:#?}");
+    assert!(
+        again.stderr.contains("run its end actions again"),
+        "{again:#?}"
+    );
     // They fail again: --wait follows the retry and exits 6.
     let waited = nps.run(&["session", "end", &id, "--wait"]).expect_code(6);
     assert!(waited.stdout.contains("Failed"), "{waited:#?}");

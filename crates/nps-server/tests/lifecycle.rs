@@ -191,6 +191,8 @@ async fn ending_a_failed_session_again_retries_its_end_actions() {
     std::fs::write(&fixed, "").unwrap();
     let again = nps.api.delete_async(&id).await.unwrap().into_inner();
     assert_eq!(again.status, SessionStatus::Cancelling);
+    // Ending, not ended: the failed end's time is gone until it ends.
+    assert!(again.actual_end_date_time_utc.is_none());
     let ended = nps.wait_for(id, SessionStatus::Cancelled).await;
     assert!(ended.cancelled_by.is_some());
     assert_eq!(
@@ -346,6 +348,17 @@ async fn a_failed_start_runs_the_end_actions_and_leaves_the_session_failed() {
         ) && contains(&log, "no such group"),
         "{log:#?}"
     );
+
+    // Its end actions ran to the end: nothing is owed, so ending it again
+    // changes nothing and runs nothing.
+    let again = nps.api.delete_async(&id).await.unwrap().into_inner();
+    assert_eq!(again.status, SessionStatus::Failed);
+    assert_eq!(
+        again.actual_end_date_time_utc,
+        failed.actual_end_date_time_utc
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lines(&ends), [format!("{id}:end:0")]);
 }
 
 #[tokio::test]

@@ -95,7 +95,13 @@ pub struct Change {
     pub set_actual_start: bool,
     pub set_actual_end: bool,
     pub set_cancelled_by: bool,
+    /// The session left Cancelling again: it has not ended yet.
+    pub clear_actual_end: bool,
     pub description: Option<String>,
+    /// Set when an end phase gave up: the status its end was to reach. The
+    /// revocation is owed (access may remain), so ending the session again
+    /// retries it; kept with the session until then.
+    pub owed_end: Option<SessionStatus>,
 }
 
 /// The answer of [`transition`].
@@ -125,9 +131,11 @@ pub fn pipeline_finished(phase: Phase, actions: usize) -> (Event, String) {
 }
 
 /// The one place that decides what an event does to a session.
+/// `owed_end` is what an earlier [`Change::owed_end`] left with the session.
 pub fn transition(
     status: SessionStatus,
     work: Option<&Work>,
+    owed_end: Option<SessionStatus>,
     event: &Event,
     now: DateTime<Utc>,
 ) -> Outcome {
@@ -138,7 +146,9 @@ pub fn transition(
         set_actual_start: false,
         set_actual_end: false,
         set_cancelled_by: false,
+        clear_actual_end: false,
         description,
+        owed_end: None,
     };
     match (event, status) {
         (Event::EndRequested, Pending | ApprovalRequired) => Outcome::Apply(Change {
@@ -154,18 +164,23 @@ pub fn transition(
                 Some("Ending: revoking access".into()),
             )
         }),
-        // Failed: an end action gave up (or a start did), so access may
-        // still be provisioned. Ending it again is a retry of the
-        // revocation: the end actions run again (same keys), and it reads
-        // Cancelled once they succeed, or Failed again.
-        (Event::EndRequested, Failed) => Outcome::Apply(Change {
-            set_cancelled_by: true,
-            ..keep(
-                Cancelling,
-                Some(Work::new(Phase::End, now, Some(Cancelled))),
-                Some("Ending again: retrying the end actions of a failed session".into()),
-            )
-        }),
+        // Failed because an end action gave up: access may still be
+        // provisioned. Ending it again retries the revocation: the end
+        // actions run again (same keys), towards the status the end was to
+        // reach. (A failed start ran its end actions to the end: nothing
+        // is owed, and ending it changes nothing.)
+        (Event::EndRequested, Failed) => match owed_end {
+            Some(target) => Outcome::Apply(Change {
+                set_cancelled_by: target == Cancelled,
+                clear_actual_end: true,
+                ..keep(
+                    Cancelling,
+                    Some(Work::new(Phase::End, now, Some(target))),
+                    Some("Ending again: retrying the end actions that failed".into()),
+                )
+            }),
+            None => Outcome::NoChange,
+        },
         (Event::EndRequested, _) => Outcome::NoChange,
 
         (Event::StartDue { has_start_actions }, Pending) => Outcome::Apply(Change {
@@ -245,6 +260,7 @@ pub fn transition(
         (Event::EndFailed, Cancelling) if work.is_some_and(|w| w.phase == Phase::End) => {
             Outcome::Apply(Change {
                 set_actual_end: true,
+                owed_end: Some(work.and_then(|w| w.end_target).unwrap_or(Cancelled)),
                 ..keep(
                     Failed,
                     None,
@@ -276,7 +292,7 @@ mod tests {
 
     #[test]
     fn ending_each_state() {
-        let t = |s| transition(s, None, &Event::EndRequested, now());
+        let t = |s| transition(s, None, None, &Event::EndRequested, now());
         assert!(
             matches!(t(Pending), Outcome::Apply(c) if c.status == Cancelled && c.work.is_none())
         );
@@ -289,17 +305,23 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // A failed session's end actions run again.
-        match t(Failed) {
-            Outcome::Apply(c) => {
-                assert_eq!(c.status, Cancelling);
-                assert!(c.set_cancelled_by);
-                let w = c.work.unwrap();
-                assert_eq!((w.phase, w.end_target), (Phase::End, Some(Cancelled)));
+        // A session whose end gave up: the end actions run again, towards
+        // the status the end was to reach; a cancelled one names who asked.
+        for target in [Cancelled, Complete] {
+            match transition(Failed, None, Some(target), &Event::EndRequested, now()) {
+                Outcome::Apply(c) => {
+                    assert_eq!(c.status, Cancelling);
+                    assert_eq!(c.set_cancelled_by, target == Cancelled);
+                    assert!(c.clear_actual_end && c.owed_end.is_none());
+                    let w = c.work.unwrap();
+                    assert_eq!((w.phase, w.end_target), (Phase::End, Some(target)));
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
+        // A failed start owes nothing: its end actions ran to the end.
         for s in [
+            Failed,
             Cancelling,
             Cancelled,
             Complete,
@@ -313,13 +335,13 @@ mod tests {
     #[test]
     fn end_finishes_at_its_target() {
         let w = Work::new(Phase::End, now(), Some(Complete));
-        match transition(Cancelling, Some(&w), &Event::EndFinished, now()) {
+        match transition(Cancelling, Some(&w), None, &Event::EndFinished, now()) {
             Outcome::Apply(c) => assert_eq!((c.status, c.set_actual_end), (Complete, true)),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            transition(Cancelling, Some(&w), &Event::EndFailed, now()),
-            Outcome::Apply(c) if c.status == Failed
+            transition(Cancelling, Some(&w), None, &Event::EndFailed, now()),
+            Outcome::Apply(c) if c.status == Failed && c.owed_end == Some(Complete)
         ));
     }
 
@@ -333,11 +355,11 @@ mod tests {
             index: 0,
         };
         assert_eq!(
-            transition(Cancelling, Some(&w), &e, now()),
+            transition(Cancelling, Some(&w), None, &e, now()),
             Outcome::NoChange
         );
         assert_eq!(
-            transition(Cancelling, Some(&w), &Event::StartFinished, now()),
+            transition(Cancelling, Some(&w), None, &Event::StartFinished, now()),
             Outcome::NoChange
         );
     }
@@ -345,7 +367,7 @@ mod tests {
     #[test]
     fn failed_start_runs_the_end_phase_towards_failed() {
         let w = Work::new(Phase::Start, now(), None);
-        match transition(Active, Some(&w), &Event::StartFailed, now()) {
+        match transition(Active, Some(&w), None, &Event::StartFailed, now()) {
             Outcome::Apply(c) => {
                 assert_eq!(c.status, Cancelling);
                 assert_eq!(c.work.unwrap().end_target, Some(Failed));
@@ -358,7 +380,7 @@ mod tests {
     fn expiry_waits_for_start_actions() {
         let w = Work::new(Phase::Start, now(), None);
         assert_eq!(
-            transition(Active, Some(&w), &Event::EndDue, now()),
+            transition(Active, Some(&w), None, &Event::EndDue, now()),
             Outcome::NoChange
         );
     }

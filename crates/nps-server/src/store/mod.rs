@@ -119,6 +119,8 @@ impl Actor {
 pub struct StoredSession {
     pub session: ActivitySession,
     pub work: Option<Work>,
+    /// A Failed session's revocation still owed (see [`Change::owed_end`]).
+    pub owed_end: Option<nps_api::SessionStatus>,
 }
 
 impl StoredSession {
@@ -138,12 +140,16 @@ impl StoredSession {
         if change.set_actual_end {
             s.actual_end_date_time_utc = Some(now);
         }
+        if change.clear_actual_end {
+            s.actual_end_date_time_utc = None;
+        }
         if change.set_cancelled_by {
             s.cancelled_by = actor.user_id;
         }
         StoredSession {
             session: s,
             work: change.work.clone(),
+            owed_end: change.owed_end,
         }
     }
 }

@@ -521,19 +521,28 @@ fn session_from_row(row: &Row) -> rusqlite::Result<StoredSession> {
         locked: false,
     };
     let phase: Option<String> = row.get(31)?;
-    let work = match phase.as_deref().and_then(Phase::parse) {
-        None => None,
-        Some(phase) => Some(Work {
-            phase,
-            next_action: row.get::<_, i64>(32)? as u32,
-            attempts: row.get::<_, i64>(33)? as u32,
-            due: from_micros(row.get(34)?),
-            end_target: row
-                .get::<_, Option<String>>(35)?
-                .and_then(|s| SessionStatus::from_name(&s)),
-        }),
+    let end_target = row
+        .get::<_, Option<String>>(35)?
+        .and_then(|s| SessionStatus::from_name(&s));
+    // With no work owed, `end_target` is a failed end's owed revocation.
+    let (work, owed_end) = match phase.as_deref().and_then(Phase::parse) {
+        None => (None, end_target),
+        Some(phase) => (
+            Some(Work {
+                phase,
+                next_action: row.get::<_, i64>(32)? as u32,
+                attempts: row.get::<_, i64>(33)? as u32,
+                due: from_micros(row.get(34)?),
+                end_target,
+            }),
+            None,
+        ),
     };
-    Ok(StoredSession { session, work })
+    Ok(StoredSession {
+        session,
+        work,
+        owed_end,
+    })
 }
 
 fn load_session(conn: &Connection, id: Uuid) -> StoreResult<Option<StoredSession>> {
@@ -571,7 +580,8 @@ fn opt_str(u: Option<Uuid>) -> Option<String> {
     u.map(|u| u.to_string())
 }
 
-/// The work columns of a row, as bound (all NULL when no work is owed).
+/// The work columns of a row, as bound (all NULL when no work is owed, but
+/// `end_target` for a Failed session's owed revocation).
 struct WorkColumns {
     phase: Option<&'static str>,
     next_action: Option<i64>,
@@ -581,13 +591,16 @@ struct WorkColumns {
 }
 
 impl WorkColumns {
-    fn of(work: Option<&Work>) -> WorkColumns {
+    fn of(work: Option<&Work>, owed_end: Option<SessionStatus>) -> WorkColumns {
         WorkColumns {
             phase: work.map(|w| w.phase.as_str()),
             next_action: work.map(|w| w.next_action as i64),
             attempts: work.map(|w| w.attempts as i64),
             due: work.map(|w| to_micros(w.due)),
-            end_target: work.and_then(|w| w.end_target).map(SessionStatus::as_str),
+            end_target: match work {
+                Some(w) => w.end_target.map(SessionStatus::as_str),
+                None => owed_end.map(SessionStatus::as_str),
+            },
         }
     }
 
@@ -613,7 +626,7 @@ fn insert_session_row(
     work: Option<&Work>,
     creator_login: &str,
 ) -> StoreResult<bool> {
-    let (w, key) = (WorkColumns::of(work), row_key(s.id));
+    let (w, key) = (WorkColumns::of(work, None), row_key(s.id));
     conn.prepare_cached(INSERT_SESSION)
         .map_err(map_err)?
         .execute(params_from_iter(
@@ -700,11 +713,16 @@ impl Step {
     ) -> Option<Step> {
         // As stored, so that what is returned is what a read gives back.
         let now = from_micros(to_micros(now));
-        let change =
-            match state::transition(current.session.status, current.work.as_ref(), event, now) {
-                Outcome::NoChange => return None,
-                Outcome::Apply(change) => change,
-            };
+        let change = match state::transition(
+            current.session.status,
+            current.work.as_ref(),
+            current.owed_end,
+            event,
+            now,
+        ) {
+            Outcome::NoChange => return None,
+            Outcome::Apply(change) => change,
+        };
         let next = current.with_change(&change, actor, now);
         let (was, is) = (current.session.status, next.session.status);
         let line = match (message, is != was) {
@@ -730,7 +748,10 @@ impl Step {
 /// Writes what a transition changes of a session's row.
 fn write_row(conn: &Connection, next: &StoredSession) -> StoreResult<()> {
     let s = &next.session;
-    let (w, key) = (WorkColumns::of(next.work.as_ref()), row_key(s.id));
+    let (w, key) = (
+        WorkColumns::of(next.work.as_ref(), next.owed_end),
+        row_key(s.id),
+    );
     conn.prepare_cached(WRITE_ROW)
         .map_err(map_err)?
         .execute(params_from_iter(
@@ -941,6 +962,7 @@ impl Store for SqliteStore {
             Ok(StoredSession {
                 session: new.session,
                 work: new.work,
+                owed_end: None,
             })
         })
         .await

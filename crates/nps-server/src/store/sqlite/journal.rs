@@ -67,6 +67,7 @@ impl PendingEnd {
         match state::transition(
             stored.session.status,
             stored.work.as_ref(),
+            stored.owed_end,
             &Event::EndRequested,
             self.at,
         ) {
