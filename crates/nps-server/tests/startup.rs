@@ -404,44 +404,27 @@ fn bootstrap_variables_are_checked_and_a_given_secret_is_not_printed() {
 fn user_add_says_when_it_created_the_database() {
     let dir = temp_dir("user-add-new");
     let add = |database: &std::path::Path| {
-        let out = Command::new(server_binary())
-            .args([
-                "user",
-                "add",
-                "--role",
-                "user",
-                "--login",
-                "carol",
-                "--database",
-            ])
+        Command::new(server_binary())
+            .args(["user", "add", "--role", "user", "--login", "carol"])
+            .arg("--database")
             .arg(database)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let stdout = |out: std::process::Output| {
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let printed = add(&dir.join("typo").join("nps.db"));
+    let printed = stdout(add(&dir.join("typo").join("nps.db")));
     assert!(
         printed.contains("did not exist and was created") && printed.contains("--database"),
         "{printed}"
     );
     let server = TestServer::start();
-    let printed = add(&server.database());
+    let printed = stdout(add(&server.database()));
     assert!(!printed.contains("did not exist"), "{printed}");
     // A login taken is said as such, not as the database's constraint.
-    let again = Command::new(server_binary())
-        .args([
-            "user",
-            "add",
-            "--role",
-            "user",
-            "--login",
-            "carol",
-            "--database",
-        ])
-        .arg(server.database())
-        .output()
-        .unwrap();
+    let again = add(&server.database());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(1), "{stderr}");
     assert!(
