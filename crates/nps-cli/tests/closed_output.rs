@@ -41,7 +41,7 @@ fn every_command_ends_quietly_by_sigpipe_when_its_reader_is_gone() {
     // The token was saved before the output failed.
     nps.run(&["session", "list"]).expect_code(0);
 
-    let id = create(&nps, "Patch web01");
+    let id = nps.create("Patch web01");
     for args in [
         vec!["session", "get", &id],
         vec!["session", "get", &id, "-o", "json"],
@@ -64,7 +64,7 @@ fn every_command_ends_quietly_by_sigpipe_when_its_reader_is_gone() {
 
     // `end --wait` follows the session on standard error, then dies on its
     // one write to standard output, the session Cancelled.
-    let id = create(&nps, "Patch web02");
+    let id = nps.create("Patch web02");
     let args = ["session", "end", &id, "--wait"];
     let (status, stderr) = run_with_closed_stdout(nps.command(&args));
     assert_eq!(
@@ -82,7 +82,7 @@ fn an_output_that_cannot_be_written_is_an_error_that_says_why() {
     let server = server();
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
-    let id = create(&nps, "Patch web01");
+    let id = nps.create("Patch web01");
     let mut cmd = nps.command(&["session", "get", &id]);
     let full = std::fs::OpenOptions::new()
         .write(true)
@@ -105,7 +105,7 @@ fn a_closed_standard_error_loses_the_notes_and_nothing_else() {
     nps.login().expect_code(0);
     // "slow" sessions are still Cancelling after the 202, so `end` has a
     // note for standard error.
-    let id = create(&nps, "slow");
+    let id = nps.create("slow");
     let mut cmd = nps.command(&["session", "end", &id, "-o", "json"]);
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
@@ -139,19 +139,4 @@ fn run_with_closed_stdout(mut cmd: Command) -> (ExitStatus, String) {
         output.status,
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-fn create(nps: &Nps, activity: &str) -> String {
-    let created = nps
-        .run(&[
-            "session",
-            "create",
-            "--activity-name",
-            activity,
-            "-o",
-            "json",
-        ])
-        .expect_code(0)
-        .json();
-    created["id"].as_str().unwrap().to_string()
 }

@@ -126,7 +126,7 @@ fn ending_without_wait_answers_at_once_with_the_session_as_it_stands() {
     let server = server();
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
-    let id = create(&nps, "slow");
+    let id = nps.create("slow");
     let end = nps
         .run(&["session", "end", &id, "-o", "json"])
         .expect_code(0);
@@ -139,7 +139,7 @@ fn a_failed_end_action_makes_end_wait_exit_6_with_the_reason() {
     let server = server();
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
-    let id = create(&nps, "doomed");
+    let id = nps.create("doomed");
     let end = nps.run(&["session", "end", &id, "--wait"]).expect_code(6);
     assert!(
         end.stderr.contains(&format!("session {id} ended Failed")),
@@ -154,7 +154,7 @@ fn ending_an_ended_session_says_so_and_when() {
     let server = server();
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
-    let id = create(&nps, "Patch web01");
+    let id = nps.create("Patch web01");
     nps.run(&["session", "end", &id, "--wait"]).expect_code(0);
     for args in [
         vec!["session", "end", &id, "-o", "json"],
@@ -177,7 +177,7 @@ fn ending_a_failed_session_runs_its_end_actions_again_and_exits_6_if_they_fail()
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
     // Its end action always fails: the session is Failed, access may remain.
-    let id = create(&nps, "doomed");
+    let id = nps.create("doomed");
     nps.run(&["session", "end", &id, "--wait"]).expect_code(6);
     // Ending it again retries the end actions (the server's answer to a
     // DELETE of a Failed session), which is said.
@@ -247,7 +247,7 @@ fn end_wait_gives_up_after_its_timeout_with_exit_7_and_the_session_as_last_read(
     let server = server();
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
-    let id = create(&nps, "slow");
+    let id = nps.create("slow");
     let end = nps
         .run(&[
             "session",
@@ -281,7 +281,7 @@ fn a_token_refused_while_end_wait_follows_the_session_says_the_end_goes_on() {
     let server = server();
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
-    let id = create(&nps, "slow");
+    let id = nps.create("slow");
     let proxy = TokenSwapper::start(&server);
     let mut cmd = nps.command(&[
         "session", "end", &id, "--wait", "-o", "json", "--url", &proxy.url,
@@ -363,22 +363,6 @@ fn a_malformed_id_is_a_usage_error() {
     assert!(run.stderr.contains("<ID>"), "{run:#?}");
 }
 
-/// Creates a session of this activity and answers its id.
-fn create(nps: &Nps, activity: &str) -> String {
-    let created = nps
-        .run(&[
-            "session",
-            "create",
-            "--activity-name",
-            activity,
-            "-o",
-            "json",
-        ])
-        .expect_code(0)
-        .json();
-    created["id"].as_str().unwrap().to_string()
-}
-
 /// A well-formed id that no server issued.
 fn uuid_like(n: u8) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
@@ -390,7 +374,7 @@ fn on_a_terminal_end_wait_shows_a_spinner_with_the_state_and_clears_it() {
     let nps = Nps::new(&server);
     nps.login().expect_code(0);
     // "slow" sessions take five seconds to end.
-    let id = create(&nps, "slow");
+    let id = nps.create("slow");
     let tmux = Tmux::start(
         &[("NPS_CONFIG_DIR", nps.config_dir.to_str().unwrap())],
         &format!(

@@ -124,6 +124,22 @@ impl<'a> Nps<'a> {
 
     /// `nps login` as a script does it: login by flag, password from the
     /// environment, the current TOTP code by flag.
+    /// Creates a session of this activity and answers its id.
+    pub fn create(&self, activity: &str) -> String {
+        let created = self
+            .run(&[
+                "session",
+                "create",
+                "--activity-name",
+                activity,
+                "-o",
+                "json",
+            ])
+            .expect_code(0)
+            .json();
+        created["id"].as_str().unwrap().to_string()
+    }
+
     pub fn login(&self) -> Run {
         let admin = Credentials::admin();
         let code = code_at_step(&admin.totp_secret, current_step());
