@@ -17,7 +17,11 @@
 //!   failed ...`.
 //!
 //! Every error is an [`HttpError`] that becomes ProblemDetails through
-//! `From<HttpError>`, like dropshot's own.
+//! `From<HttpError>`, like dropshot's own. It is kept, not answered, by the
+//! extractor, and `into_inner` answers it: dropshot runs extractors before
+//! the handler, and a handler checks the caller's token first, so that a
+//! malformed request without a valid token is a 401, as ASP.NET (which
+//! authorizes before it binds) answers it, not a 400, 413 or 415.
 
 use async_trait::async_trait;
 use dropshot::{
@@ -27,19 +31,22 @@ use dropshot::{
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
+use crate::error::ProblemDetails;
+
 /// A JSON request body of type `T`.
 #[derive(Debug)]
-pub struct JsonBody<T>(T);
+pub struct JsonBody<T>(Result<T, HttpError>);
 
 impl<T> JsonBody<T> {
-    pub fn into_inner(self) -> T {
-        self.0
+    /// The body, or why it could not be read (once the caller is known).
+    pub fn into_inner(self) -> Result<T, ProblemDetails> {
+        self.0.map_err(ProblemDetails::from)
     }
 }
 
 impl<T> From<T> for JsonBody<T> {
     fn from(value: T) -> Self {
-        JsonBody(value)
+        JsonBody(Ok(value))
     }
 }
 
@@ -62,6 +69,29 @@ pub trait FromJsonBody: DeserializeOwned {
 
 impl FromJsonBody for i32 {}
 
+/// Reads a JSON body (see [`JsonBody`]).
+async fn read_json<T: FromJsonBody, Context: ServerContext>(
+    rqctx: &RequestContext<Context>,
+    request: http::Request<dropshot::Body>,
+) -> Result<T, HttpError> {
+    // No Content-Type means JSON, as dropshot and ASP.NET read it.
+    if let Some(value) = request.headers().get(http::header::CONTENT_TYPE) {
+        let text = value.to_str().unwrap_or("");
+        let mime = text.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/json") {
+            return Err(HttpError::for_client_error(
+                None,
+                ClientErrorStatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("the body must be JSON: send Content-Type: application/json, not {text:?}"),
+            ));
+        }
+    }
+    // Reading through UntypedBody keeps dropshot's size limit (413).
+    let body = UntypedBody::from_request(rqctx, request).await?;
+    T::from_json_body(body.as_bytes())
+        .map_err(|e| HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}")))
+}
+
 #[async_trait]
 impl<T> ExclusiveExtractor for JsonBody<T>
 where
@@ -71,27 +101,7 @@ where
         rqctx: &RequestContext<Context>,
         request: http::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
-        // No Content-Type means JSON, as dropshot and ASP.NET read it.
-        if let Some(value) = request.headers().get(http::header::CONTENT_TYPE) {
-            let text = value.to_str().unwrap_or("");
-            let mime = text.split(';').next().unwrap_or("").trim();
-            if !mime.eq_ignore_ascii_case("application/json") {
-                return Err(HttpError::for_client_error(
-                    None,
-                    ClientErrorStatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!(
-                        "the body must be JSON: send Content-Type: application/json, not {text:?}"
-                    ),
-                ));
-            }
-        }
-        // Reading through UntypedBody keeps dropshot's size limit (413).
-        let body = UntypedBody::from_request(rqctx, request).await?;
-        T::from_json_body(body.as_bytes())
-            .map(JsonBody)
-            .map_err(|e| {
-                HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}"))
-            })
+        Ok(JsonBody(read_json(rqctx, request).await))
     }
 
     fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
@@ -101,11 +111,12 @@ where
 
 /// Query parameters of type `T`.
 #[derive(Debug)]
-pub struct QueryParams<T>(T);
+pub struct QueryParams<T>(Result<T, HttpError>);
 
 impl<T> QueryParams<T> {
-    pub fn into_inner(self) -> T {
-        self.0
+    /// The parameters, or why they could not be read (once the caller is known).
+    pub fn into_inner(self) -> Result<T, ProblemDetails> {
+        self.0.map_err(ProblemDetails::from)
     }
 }
 
@@ -127,11 +138,11 @@ where
     async fn from_request<Context: ServerContext>(
         rqctx: &RequestContext<Context>,
     ) -> Result<Self, HttpError> {
-        parse_query(rqctx.request.uri().query().unwrap_or(""))
-            .map(QueryParams)
-            .map_err(|e| {
+        Ok(QueryParams(
+            parse_query(rqctx.request.uri().query().unwrap_or("")).map_err(|e| {
                 HttpError::for_bad_request(None, format!("unable to parse query string: {e}"))
-            })
+            }),
+        ))
     }
 
     fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
@@ -141,11 +152,13 @@ where
 
 /// Path parameters of type `T`.
 #[derive(Debug)]
-pub struct PathParams<T>(T);
+pub struct PathParams<T>(Result<T, HttpError>);
 
 impl<T> PathParams<T> {
-    pub fn into_inner(self) -> T {
-        self.0
+    /// The path's parameters, or why they could not be read (once the
+    /// caller is known).
+    pub fn into_inner(self) -> Result<T, ProblemDetails> {
+        self.0.map_err(ProblemDetails::from)
     }
 }
 
@@ -157,23 +170,26 @@ where
     async fn from_request<Context: ServerContext>(
         rqctx: &RequestContext<Context>,
     ) -> Result<Self, HttpError> {
-        match <Path<T> as SharedExtractor>::from_request(rqctx).await {
-            Ok(path) => Ok(PathParams(path.into_inner())),
-            Err(mut e) => {
-                // Dropshot does not say which parameter failed; with one
-                // parameter in the path (every path of this API) it is that one.
-                let mut names = rqctx.endpoint.variables.keys();
-                if let (Some(name), None) = (names.next(), names.next()) {
-                    if let Some(rest) = e
-                        .external_message
-                        .strip_prefix("bad parameter in URL path: ")
-                    {
-                        e.external_message = format!("bad parameter in URL path: {name}: {rest}");
+        Ok(PathParams(
+            match <Path<T> as SharedExtractor>::from_request(rqctx).await {
+                Ok(path) => Ok(path.into_inner()),
+                Err(mut e) => {
+                    // Dropshot does not say which parameter failed; with one
+                    // parameter in the path (every path of this API) it is that one.
+                    let mut names = rqctx.endpoint.variables.keys();
+                    if let (Some(name), None) = (names.next(), names.next()) {
+                        if let Some(rest) = e
+                            .external_message
+                            .strip_prefix("bad parameter in URL path: ")
+                        {
+                            e.external_message =
+                                format!("bad parameter in URL path: {name}: {rest}");
+                        }
                     }
+                    Err(e)
                 }
-                Err(e)
-            }
-        }
+            },
+        ))
     }
 
     fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {

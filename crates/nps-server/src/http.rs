@@ -69,6 +69,13 @@ fn store_problem(rqctx: &Rq, e: StoreError) -> ProblemDetails {
     }
 }
 
+/// A request's path, query or body as read before the handler ran, asked
+/// for once the caller is known (see `nps_api::extract`): a failure names
+/// its request like every other.
+fn input<T>(rqctx: &Rq, read: Result<T, ProblemDetails>) -> Result<T, ProblemDetails> {
+    read.map_err(|p| p.with_request_id(&rqctx.request_id))
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -143,7 +150,7 @@ impl NpsApi for NpsServerImpl {
         rqctx: Rq,
         body: JsonBody<SignInBody>,
     ) -> Result<HttpResponseHeaders<HttpResponseOk<String>, SetCookieHeader>, ProblemDetails> {
-        let body = body.into_inner();
+        let body = input(&rqctx, body.into_inner())?;
         let state = rqctx.context();
         let token = state
             .auth
@@ -165,7 +172,7 @@ impl NpsApi for NpsServerImpl {
         rqctx: Rq,
         body: JsonBody<MfaCode>,
     ) -> Result<HttpResponseOk<String>, ProblemDetails> {
-        let code = body.into_inner().digits();
+        let code = input(&rqctx, body.into_inner())?.digits();
         let headers = rqctx.request.headers();
         let pre = auth::bearer(headers).or_else(|| auth::sign_in_cookie(headers));
         let token = rqctx
@@ -182,10 +189,11 @@ impl NpsApi for NpsServerImpl {
         body: JsonBody<ActivitySessionRequest>,
     ) -> Result<Located<HttpResponseCreated<ActivitySession>>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
+        let request = input(&rqctx, body.into_inner())?;
         let session = rqctx
             .context()
             .sessions
-            .create(&caller, &peer(&rqctx), body.into_inner())
+            .create(&caller, &peer(&rqctx), request)
             .await
             .map_err(|f| failure(&rqctx, f))?;
         Ok(located(session.id, HttpResponseCreated(session)))
@@ -196,10 +204,11 @@ impl NpsApi for NpsServerImpl {
         query: QueryParams<ListSessionsQuery>,
     ) -> Result<HttpResponseOk<Vec<ActivitySession>>, ProblemDetails> {
         caller(&rqctx).await?;
+        let query = input(&rqctx, query.into_inner())?;
         let sessions = rqctx
             .context()
             .sessions
-            .list(query.into_inner())
+            .list(query)
             .await
             .map_err(|f| failure(&rqctx, f))?;
         Ok(HttpResponseOk(sessions))
@@ -210,10 +219,11 @@ impl NpsApi for NpsServerImpl {
         path: PathParams<SessionIdPath>,
     ) -> Result<HttpResponseOk<ActivitySession>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
+        let id = input(&rqctx, path.into_inner())?.session_id;
         let session = rqctx
             .context()
             .sessions
-            .get(&caller, path.into_inner().session_id)
+            .get(&caller, id)
             .await
             .map_err(|f| failure(&rqctx, f))?;
         Ok(HttpResponseOk(session))
@@ -224,7 +234,7 @@ impl NpsApi for NpsServerImpl {
         path: PathParams<SessionIdPath>,
     ) -> Result<Located<HttpResponseAccepted<ActivitySession>>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
-        let id = path.into_inner().session_id;
+        let id = input(&rqctx, path.into_inner())?.session_id;
         let session = rqctx
             .context()
             .sessions
@@ -240,15 +250,12 @@ impl NpsApi for NpsServerImpl {
         body: JsonBody<i32>,
     ) -> Result<HttpResponseOk<ActivitySession>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
+        let id = input(&rqctx, path.into_inner())?.session_id;
+        let minutes = input(&rqctx, body.into_inner())?;
         let session = rqctx
             .context()
             .sessions
-            .extend(
-                &caller,
-                &peer(&rqctx),
-                path.into_inner().session_id,
-                body.into_inner(),
-            )
+            .extend(&caller, &peer(&rqctx), id, minutes)
             .await
             .map_err(|f| failure(&rqctx, f))?;
         Ok(HttpResponseOk(session))
@@ -260,10 +267,12 @@ impl NpsApi for NpsServerImpl {
         query: QueryParams<SessionLogQuery>,
     ) -> Result<HttpResponseOk<ActionLogCollection>, ProblemDetails> {
         let caller = caller(&rqctx).await?;
+        let id = input(&rqctx, path.into_inner())?.session_id;
+        let query = input(&rqctx, query.into_inner())?;
         let logs = rqctx
             .context()
             .sessions
-            .logs(&caller, path.into_inner().session_id, query.into_inner())
+            .logs(&caller, id, query)
             .await
             .map_err(|f| failure(&rqctx, f))?;
         Ok(HttpResponseOk(logs))

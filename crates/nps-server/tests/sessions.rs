@@ -219,6 +219,73 @@ async fn failures_are_problem_details_with_the_right_status() {
     )
     .await;
 
+    // The token is checked before the input, as ASP.NET does: malformed
+    // requests without a valid token are 401 (or 403), not 400, 413 or 415.
+    let sessions = format!("{url}/api/v1/ActivitySession");
+    for (request, status) in [
+        (
+            anonymous
+                .post(&sessions)
+                .header("content-type", "application/json")
+                .body("{bad"),
+            401,
+        ),
+        (
+            anonymous
+                .post(&sessions)
+                .json(&json!({"note": "x".repeat(70_000)})),
+            401,
+        ),
+        (
+            anonymous
+                .post(&sessions)
+                .header("content-type", "text/plain")
+                .body("hi"),
+            401,
+        ),
+        (anonymous.delete(format!("{sessions}/not-a-uuid")), 401),
+        (
+            authed_client("forged-token").get(format!("{sessions}/not-a-uuid")),
+            401,
+        ),
+        (alice.get(format!("{sessions}?take=abc")), 403),
+    ] {
+        let body = assert_problem(request.send().await.unwrap(), &[status], "").await;
+        assert!(body["instance"].is_string(), "{body}");
+    }
+    // With a valid token, the input's own failure names its request.
+    for (request, status) in [
+        (
+            admin
+                .post(&sessions)
+                .header("content-type", "application/json")
+                .body("{bad"),
+            400,
+        ),
+        (
+            admin
+                .post(&sessions)
+                .json(&json!({"note": "x".repeat(70_000)})),
+            413,
+        ),
+        (
+            admin
+                .post(&sessions)
+                .header("content-type", "text/plain")
+                .body("hi"),
+            415,
+        ),
+        (admin.get(format!("{sessions}?take=abc")), 400),
+    ] {
+        let body = assert_problem(request.send().await.unwrap(), &[status], "").await;
+        assert!(
+            body["instance"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("urn:nps:request:")),
+            "{body}"
+        );
+    }
+
     // Another user's session: 404, as if it did not exist, for every operation.
     for resp in [
         alice
