@@ -10,42 +10,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-/// A JSON object handed to a derived `Deserialize` whose keys are renamed
-/// to the field names the struct declares when they differ only in case
-/// (`StartDateTimeUtc`, `startdatetimeutc` → `startDateTimeUtc`). Keys that
-/// match no field pass as they are (and are ignored, as ASP.NET does); two
-/// spellings of one field are a duplicate field.
-struct CaseInsensitive<A>(A);
-
-impl<'de, A: serde::de::MapAccess<'de>> Deserializer<'de> for CaseInsensitive<A> {
-    type Error = A::Error;
-
-    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
-        visitor.visit_map(self.0)
-    }
-
-    fn deserialize_struct<V: serde::de::Visitor<'de>>(
-        self,
-        _name: &'static str,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, A::Error> {
-        visitor.visit_map(CanonicalKeys {
-            map: self.0,
-            fields,
-        })
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map enum identifier ignored_any
-    }
-}
-
 /// A deserializer whose structs match their field names without regard to
-/// case (see [`CaseInsensitive`]): for query strings, which ASP.NET also
-/// binds without regard to case (`?Status=historical`).
+/// case, as ASP.NET binds JSON bodies and query strings: each key is handed
+/// to the derived code in the spelling the struct declares when it differs
+/// only in case (`StartDateTimeUtc`, `startdatetimeutc` → `startDateTimeUtc`).
+/// Keys that match no field pass as they are (and are ignored, as ASP.NET
+/// does); two spellings of one field are a duplicate field.
 pub(crate) struct IgnoreCase<D>(pub D);
 
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for IgnoreCase<D> {
@@ -138,8 +108,7 @@ impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for CanonicalK
 /// derives with `#[serde(remote = "Self")]`, which turns the derived impls
 /// into inherent functions; the trait impls written here call them, the
 /// `Deserialize` one only after checking that the input is a map, and through
-/// [`CaseInsensitive`], which hands each key to the derived code in the
-/// spelling it declares. Errors keep their path (`customFields[0].name: ...`).
+/// [`IgnoreCase`]. Errors keep their path (`customFields[0].name: ...`).
 macro_rules! objects_only {
     ($ty:ident) => {
         impl<'de> Deserialize<'de> for $ty {
@@ -154,7 +123,9 @@ macro_rules! objects_only {
                         self,
                         map: A,
                     ) -> Result<$ty, A::Error> {
-                        $ty::deserialize(CaseInsensitive(map))
+                        $ty::deserialize(IgnoreCase(serde::de::value::MapAccessDeserializer::new(
+                            map,
+                        )))
                     }
                 }
                 deserializer.deserialize_map(ObjectVisitor)
