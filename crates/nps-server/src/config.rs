@@ -34,9 +34,15 @@ macro_rules! within {
                 )));
             }
             if n > $max {
+                let why: &str = $why;
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                };
                 return Err(serde::de::Error::custom(format!(
-                    "{} must be at most {} ({})",
-                    $name, $max, $why
+                    "{} must be at most {}{why}",
+                    $name, $max
                 )));
             }
             Ok(n)
@@ -652,6 +658,10 @@ program = "true"
             (
                 "[sessions]\nmax_length_minutes = 4294967295\n",
                 "2: sessions.max_length_minutes must be at most 525600",
+            ),
+            (
+                "[sessions]\nmax_extensions = 10001\n",
+                "2: sessions.max_extensions must be at most 10000",
             ),
             (
                 "[sessions]\nmax_extension_minutes = 0\n",
