@@ -295,11 +295,9 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     // A second signal while stopping: stop now (what runs is owed still,
     // and runs again at the next start, as after a crash).
     let impatient = log.clone();
-    let stopping = Arc::clone(&engine);
     tokio::spawn(async move {
         if let Ok(again) = stop_signal().await {
             warn!(impatient, "stopping at once"; "signal" => again);
-            stopping.begin_stop();
             lifecycle::actions::kill_running();
             std::process::exit(1);
         }

@@ -131,14 +131,17 @@ impl Drop for Registered {
 pub fn kill_running() -> usize {
     KILLED_AT_STOP.store(true, Ordering::SeqCst);
     let groups = RUNNING_GROUPS.lock().expect("running groups");
-    for &g in groups.keys() {
-        // SAFETY: kill(2) with a negative pid signals that process group;
-        // it has no memory-safety preconditions.
-        unsafe {
-            libc::kill(-g, libc::SIGKILL);
-        }
-    }
+    groups.keys().for_each(|&g| kill_group(g));
     groups.len()
+}
+
+/// SIGKILL to a program's process group: the program and what it started.
+fn kill_group(group: i32) {
+    // SAFETY: kill(2) with a negative pid signals that process group; it
+    // has no memory-safety preconditions.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    }
 }
 
 /// Whether [`kill_running`] has run: a program that failed since may have
@@ -266,8 +269,7 @@ async fn run_command(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-    let pid = child.id();
-    let registered = Registered::new(pid);
+    let registered = Registered::new(child.id());
     let output = Output::capture(&mut child);
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => {
@@ -275,12 +277,8 @@ async fn run_command(
             status.map_err(|e| format!("waiting for {}: {e}", program.display()))?
         }
         Err(_) => {
-            if let Some(pid) = pid {
-                // SAFETY: kill(2) with a negative pid signals that process
-                // group; it has no memory-safety preconditions.
-                unsafe {
-                    libc::kill(-(pid as i32), libc::SIGKILL);
-                }
+            if let Some(group) = registered.0 {
+                kill_group(group);
             }
             let _ = child.kill().await;
             drop(registered);

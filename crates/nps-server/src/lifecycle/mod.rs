@@ -280,7 +280,7 @@ impl Engine {
             slog::debug!(self.log, "action started"; "session" => %id, "action" => &label, "running" => now_running);
             let result = actions::run(action, &invocation, &self.http).await;
             self.running.fetch_sub(1, Ordering::SeqCst);
-            if result.is_err() && self.stopping() && actions::killed_at_stop() {
+            if result.is_err() && actions::killed_at_stop() {
                 // Killed by `stop`: not recorded, so it is not an attempt;
                 // it runs again at the next start.
                 return Ok(());
