@@ -161,6 +161,12 @@ impl Throttle {
     }
 }
 
+/// A pre-MFA token found valid, waiting for its code.
+pub struct PreMfa {
+    hash: [u8; 32],
+    record: TokenRecord,
+}
+
 pub struct Auth {
     store: Arc<dyn Store>,
     config: AuthConfig,
@@ -239,14 +245,9 @@ impl Auth {
         Ok(token)
     }
 
-    /// `/signin2fa`: checks the code against the pre-MFA token's user and
-    /// answers an MFA token.
-    pub async fn sign_in_2fa(
-        &self,
-        pre_token: Option<&str>,
-        code: &str,
-        address: &str,
-    ) -> Result<String, AuthError> {
+    /// `/signin2fa`, first step: the pre-MFA token, checked before the code
+    /// is read (as ASP.NET authorizes before it binds the body).
+    pub async fn pre_mfa(&self, pre_token: Option<&str>) -> Result<PreMfa, AuthError> {
         let pre_token = pre_token.ok_or_else(|| {
             AuthError::Unauthorized(
                 "Send the token of POST /signinBody as `Authorization: Bearer <token>`.".into(),
@@ -263,6 +264,18 @@ impl Auth {
                 "The sign-in token is unknown, expired or revoked: sign in again with POST /signinBody.".into(),
             )
         })?;
+        Ok(PreMfa { hash, record })
+    }
+
+    /// `/signin2fa`: checks the code against the pre-MFA token's user and
+    /// answers an MFA token.
+    pub async fn sign_in_2fa(
+        &self,
+        pre: PreMfa,
+        code: &str,
+        address: &str,
+    ) -> Result<String, AuthError> {
+        let PreMfa { hash, record } = pre;
         if self.throttle.blocked(&record.login) {
             return Err(self.throttled(&record.login));
         }

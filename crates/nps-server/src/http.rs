@@ -172,12 +172,14 @@ impl NpsApi for NpsServerImpl {
         rqctx: Rq,
         body: JsonBody<MfaCode>,
     ) -> Result<HttpResponseOk<String>, ProblemDetails> {
-        let code = input(&rqctx, body.into_inner())?.digits();
         let headers = rqctx.request.headers();
-        let pre = auth::bearer(headers).or_else(|| auth::sign_in_cookie(headers));
-        let token = rqctx
-            .context()
-            .auth
+        let auth = &rqctx.context().auth;
+        let pre = auth
+            .pre_mfa(auth::bearer(headers).or_else(|| auth::sign_in_cookie(headers)))
+            .await
+            .map_err(|e| auth_problem(&rqctx, e))?;
+        let code = input(&rqctx, body.into_inner())?.digits();
+        let token = auth
             .sign_in_2fa(pre, &code, &peer(&rqctx))
             .await
             .map_err(|e| auth_problem(&rqctx, e))?;

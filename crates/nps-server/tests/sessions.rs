@@ -249,6 +249,21 @@ async fn failures_are_problem_details_with_the_right_status() {
             401,
         ),
         (alice.get(format!("{sessions}?take=abc")), 403),
+        // The pre-MFA token too, before the code is read.
+        (
+            anonymous
+                .post(format!("{url}/signin2fa"))
+                .header("content-type", "application/json")
+                .body("{bad"),
+            401,
+        ),
+        (
+            authed_client("forged-token")
+                .post(format!("{url}/signin2fa"))
+                .header("content-type", "text/plain")
+                .body("123456"),
+            401,
+        ),
     ] {
         let body = assert_problem(request.send().await.unwrap(), &[status], "").await;
         assert!(body["instance"].is_string(), "{body}");

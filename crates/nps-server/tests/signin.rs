@@ -130,6 +130,9 @@ async fn a_bare_code_with_leading_zeros_is_read_as_the_code() {
         .unwrap();
     let (status, message) = detail(bare(&pre, &wrong).await.unwrap()).await;
     assert_eq!(status, 401, "{message}");
+    // No code at all: with a good token, a 400 (the token is checked first).
+    let (status, message) = detail(bare(&pre, "{bad").await.unwrap()).await;
+    assert_eq!(status, 400, "{message}");
     // The right code, as typed (with its leading zero when it has one).
     let code = code_at_step(&admin.totp_secret, current_step());
     let resp = bare(&pre, &code).await.unwrap();
