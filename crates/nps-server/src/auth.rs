@@ -144,7 +144,8 @@ impl Throttle {
             })
     }
 
-    /// Records a failure; true when this one reached the limit.
+    /// Records a failure; true when this one reached the limit, which then
+    /// blocks the login for a minute from now.
     fn fail(&self, login: &str) -> bool {
         let mut entries = self.entries.lock().expect("throttle lock");
         if entries.len() > 100_000 {
@@ -157,7 +158,11 @@ impl Throttle {
             *entry = (Instant::now(), 0);
         }
         entry.1 += 1;
-        entry.1 == self.max_per_minute
+        let reached = entry.1 == self.max_per_minute;
+        if reached {
+            entry.0 = Instant::now();
+        }
+        reached
     }
 }
 
@@ -410,6 +415,27 @@ pub fn sign_in_cookie(headers: &http::HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_that_reaches_the_limit_late_in_its_minute_is_blocked_a_full_minute() {
+        let started = Instant::now() - Duration::from_secs(59);
+        let throttle = Throttle {
+            max_per_minute: 3,
+            entries: Mutex::new(HashMap::from([("alice".to_string(), (started, 2))])),
+        };
+        assert!(
+            throttle.fail("Alice"),
+            "the third failure reaches the limit"
+        );
+        assert!(throttle.blocked("alice"));
+        let (start, count) = throttle.entries.lock().unwrap()["alice"];
+        assert_eq!(count, 3);
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the block's minute starts at the failure that reached the limit, \
+             not at the first failure 59 s before"
+        );
+    }
 
     #[test]
     fn passwords_verify_only_themselves() {
