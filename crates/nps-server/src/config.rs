@@ -183,7 +183,8 @@ impl Arg {
     /// Reads `{name}` placeholders: `{` then lowercase letters and `_` then
     /// `}`. Anything else is text, and so is `${...}` (shell syntax), so
     /// scripts keep their variables. An unknown name is an error: a typo
-    /// must not reach a program as literal text.
+    /// must not reach a program as literal text. So is a known name in
+    /// another case (`{Login}`); other words with capitals stay text.
     pub fn parse(text: &str) -> Result<Arg, String> {
         let mut parts = Vec::new();
         let mut literal = String::new();
@@ -191,17 +192,27 @@ impl Arg {
         while let Some(open) = rest.find('{') {
             let (before, after) = (&rest[..open], &rest[open + 1..]);
             literal.push_str(before);
-            let name_len = after
-                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            let word_len = after
+                .find(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
                 .unwrap_or(after.len());
-            let is_placeholder =
-                name_len > 0 && after[name_len..].starts_with('}') && !before.ends_with('$');
-            if !is_placeholder {
+            let word = &after[..word_len];
+            let in_braces =
+                word_len > 0 && after[word_len..].starts_with('}') && !before.ends_with('$');
+            let capitals = word.bytes().any(|b| b.is_ascii_uppercase());
+            if in_braces && capitals {
+                let lower = word.to_ascii_lowercase();
+                if Placeholder::ALL.iter().any(|p| p.name() == lower) {
+                    return Err(format!(
+                        "{{{word}}} is not a placeholder: names are lowercase, write {{{lower}}}"
+                    ));
+                }
+            }
+            if !in_braces || capitals {
                 literal.push('{');
                 rest = after;
                 continue;
             }
-            let name = &after[..name_len];
+            let name = word;
             let placeholder = Placeholder::ALL
                 .into_iter()
                 .find(|p| p.name() == name)
@@ -216,7 +227,7 @@ impl Arg {
                 parts.push(ArgPart::Text(std::mem::take(&mut literal)));
             }
             parts.push(ArgPart::Value(placeholder));
-            rest = &after[name_len + 1..];
+            rest = &after[word_len + 1..];
         }
         literal.push_str(rest);
         if !literal.is_empty() {
@@ -713,7 +724,7 @@ program = "true"
             ])
         );
         for text in [
-            "${login} {} {\"a\": 1} { x; } {a,b} {Login} {login",
+            "${login} {} {\"a\": 1} { x; } {a,b} {Name} {login",
             "find . -exec rm {} +",
         ] {
             assert_eq!(Arg::parse(text).unwrap(), Arg(vec![Text(text.into())]));
@@ -722,6 +733,10 @@ program = "true"
         assert!(Arg::parse("{sesion_id}")
             .unwrap_err()
             .starts_with("unknown placeholder {sesion_id}: use {session_id}, {login}"));
+        assert_eq!(
+            Arg::parse("user={Login}").unwrap_err(),
+            "{Login} is not a placeholder: names are lowercase, write {login}"
+        );
     }
 
     #[test]
