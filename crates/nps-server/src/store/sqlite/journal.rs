@@ -347,7 +347,9 @@ fn apply_entry(
 
 /// Applies one journalled end. With no end actions, the engine's only work
 /// would be to close the pipeline: planned here on top of the end, the row
-/// is written once (one pass through its indexes) with both log lines.
+/// is written once (one pass through its indexes) with both log lines. Not
+/// when the session still had start work: a start action may be running,
+/// and the session is not ended until the engine has stopped it.
 fn apply_one(
     tx: &Connection,
     id: Uuid,
@@ -367,7 +369,8 @@ fn apply_one(
         return Ok(());
     };
     let session = &end.next;
-    let finish = (session.work.as_ref().is_some_and(|w| w.phase == Phase::End)
+    let finish = (current.work.is_none()
+        && session.work.as_ref().is_some_and(|w| w.phase == Phase::End)
         && no_end_actions(session.session.activity_name.as_deref()))
     .then(|| {
         let (event, message) = state::pipeline_finished(Phase::End, 0);
@@ -447,7 +450,7 @@ mod tests {
     use rusqlite::{params, Connection};
     use uuid::Uuid;
 
-    use crate::lifecycle::state::Event;
+    use crate::lifecycle::state::{Event, Phase, Work};
     use crate::store::sqlite::temp_db::{new_user, TempDb};
     use crate::store::sqlite::{row_key, SqliteStore};
     use crate::store::{
@@ -488,6 +491,16 @@ mod tests {
 
     /// A new Active session, created with `id` (the store may give another).
     async fn active_session_asking_for(store: &SqliteStore, by: &Actor, id: Uuid) -> Uuid {
+        active_session_owing(store, by, id, None).await
+    }
+
+    /// A new Active session, created with `id` and owing `work`.
+    async fn active_session_owing(
+        store: &SqliteStore,
+        by: &Actor,
+        id: Uuid,
+        work: Option<Work>,
+    ) -> Uuid {
         let now = Utc::now();
         let session = ActivitySession {
             id,
@@ -527,7 +540,7 @@ mod tests {
             .insert_session(
                 NewSession {
                     session,
-                    work: None,
+                    work,
                     log_message: "created".into(),
                 },
                 by,
@@ -722,6 +735,42 @@ mod tests {
         // Nothing pending: no write at all.
         let outcome = store.apply_end_requests(Arc::new(|_| true)).await.unwrap();
         assert_eq!((outcome.applied, outcome.more), (0, false));
+    }
+
+    /// A session still owing start work may have a start action running:
+    /// with no end actions, the end is not closed in the slice (Cancelled
+    /// while the grant still runs) but left to the engine, which stops the
+    /// start action first.
+    #[tokio::test]
+    async fn an_end_of_a_session_still_starting_is_left_to_the_engine() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.path()).unwrap();
+        let alice = user();
+        let starting = Work {
+            phase: Phase::Start,
+            next_action: 0,
+            attempts: 0,
+            due: Utc::now(),
+            end_target: None,
+        };
+        let id = active_session_owing(&store, &alice, Uuid::new_v4(), Some(starting)).await;
+        let idle = active_session(&store, &alice).await;
+        assert!(end(&store, id, &alice).await.changed);
+        assert!(end(&store, idle, &alice).await.changed);
+        let pass = apply_pass(&store, 3).await;
+        assert_eq!((pass.applied, pass.failed.len()), (2, 0));
+        let s = store.session(id).await.unwrap().unwrap();
+        assert_eq!(s.session.status, SessionStatus::Cancelling);
+        assert_eq!(
+            s.work.map(|w| w.phase),
+            Some(Phase::End),
+            "the engine's to finish"
+        );
+        assert_eq!(
+            db.stored_status(idle),
+            "Cancelled",
+            "no start work: closed at once"
+        );
     }
 
     /// More ends than one read of the journal takes: whether a slice stops
