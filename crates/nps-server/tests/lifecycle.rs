@@ -474,6 +474,38 @@ async fn extending_a_session_moves_its_scheduled_end() {
 }
 
 #[tokio::test]
+async fn a_session_past_its_scheduled_end_cannot_be_extended_into_the_past() {
+    // A start action that outlasts the session's scheduled end holds the end
+    // up; an extension counted from the old end would end in the past.
+    let _clock = CLOCK.read().await;
+    let nps = Nps::start(&format!("[[actions.start]]\n{}", sh("sleep 4", &[]))).await;
+    let end = whole_millis(Utc::now() + chrono::Duration::seconds(2));
+    let id = nps
+        .create(ActivitySessionRequest {
+            end_date_time_utc: Some(end),
+            ..Default::default()
+        })
+        .await
+        .id;
+    tokio::time::sleep(until(end) + Duration::from_millis(500)).await;
+    assert_eq!(
+        nps.get(id).await.status,
+        SessionStatus::Active,
+        "still starting"
+    );
+    let refused = nps.api.extend_async(&id, 1).await.unwrap_err();
+    assert_eq!(
+        refused.status().map(|s| s.as_u16()),
+        Some(409),
+        "{refused:?}"
+    );
+    assert!(format!("{refused:?}").contains("has passed"), "{refused:?}");
+    let complete = nps.wait_for(id, SessionStatus::Complete).await;
+    assert_eq!(complete.session_extension_count, 0, "no extension was used");
+    assert_eq!(complete.scheduled_end_date_time_utc, Some(end));
+}
+
+#[tokio::test]
 async fn sessions_due_while_the_server_was_down_start_and_end_as_it_starts_again() {
     let scratch = Scratch::new();
     let calls = scratch.file("calls");

@@ -1110,6 +1110,14 @@ impl Store for SqliteStore {
             let old_end = s
                 .scheduled_end_date_time_utc
                 .unwrap_or(s.scheduled_start_date_time_utc);
+            if old_end <= now {
+                // Due to end (a start action still running holds it up):
+                // an extension from then would end in the past.
+                return Err(StoreError::Conflict(format!(
+                    "the session's scheduled end ({}) has passed: it is ending",
+                    old_end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )));
+            }
             let new_end = old_end
                 .checked_add_signed(chrono::Duration::minutes(minutes as i64))
                 .filter(|t| chrono::Datelike::year(t) <= 9999)
