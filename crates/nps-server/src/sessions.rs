@@ -291,7 +291,7 @@ impl Sessions {
                 e => e.into(),
             })?;
         if applied.changed {
-            self.engine.wake();
+            self.engine.end_requested(id);
         }
         Ok(applied.session.session)
     }

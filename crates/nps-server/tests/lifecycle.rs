@@ -325,6 +325,79 @@ async fn an_action_past_its_timeout_is_killed_with_what_it_started_and_counts_as
 }
 
 #[tokio::test]
+async fn ending_a_session_stops_its_running_start_action_and_revokes_at_once() {
+    // The start action would grant after a minute: the end must not wait for
+    // it (nor for its timeout), and it must never grant. "Grant only" has no
+    // end actions: it reads Cancelled only once its start action is stopped.
+    let scratch = Scratch::new();
+    let calls = scratch.file("calls");
+    let grant = |pids: &str| {
+        sh(
+            r#"sleep 60 & echo "$$ $!" > "$1"; wait; echo "granted $NPS_ACTIVITY_NAME" >> "$2""#,
+            &[pids, &calls],
+        )
+    };
+    let (pids, only_pids) = (scratch.file("pids"), scratch.file("only-pids"));
+    let nps = Nps::start(&format!(
+        "[[actions.start]]\ntimeout_secs = 120\n{}\n[[actions.end]]\n{}\n\
+         [[actions.activity.\"Grant only\".start]]\ntimeout_secs = 120\n{}",
+        grant(&pids),
+        sh(r#"echo "revoked $NPS_ACTIVITY_NAME" >> "$1""#, &[&calls]),
+        grant(&only_pids),
+    ))
+    .await;
+    let mut started = Vec::new();
+    for (activity, pids) in [("Domain Admin", &pids), ("Grant only", &only_pids)] {
+        let id = nps
+            .create(ActivitySessionRequest {
+                activity_name: Some(activity.into()),
+                ..Default::default()
+            })
+            .await
+            .id;
+        eventually(
+            Duration::from_secs(10),
+            "the start action to run",
+            || async { (!lines(pids).is_empty()).then_some(()) },
+        )
+        .await;
+        started.push((id, pids));
+    }
+
+    let asked = Instant::now();
+    for (id, _) in &started {
+        let ended = nps
+            .api
+            .end_session_and_wait(id, Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert_eq!(ended.status, SessionStatus::Cancelled);
+    }
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the ends waited {:?} for the start actions",
+        asked.elapsed()
+    );
+    assert_eq!(lines(&calls), ["revoked Domain Admin"], "nothing granted");
+    for (id, pids) in &started {
+        for pid in lines(pids)[0].split(' ') {
+            assert!(
+                !running(pid),
+                "process {pid} of a stopped start action runs on"
+            );
+        }
+        let log = nps.log(*id).await;
+        let at = |text: &str| log.iter().position(|l| l.contains(text));
+        let stopped = at("start action 1 of 1 (command) stopped: the session is ending");
+        let cancelled = at("-> Cancelled");
+        assert!(
+            stopped.is_some() && stopped < cancelled,
+            "stopped, then Cancelled: {log:#?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_failed_start_runs_the_end_actions_and_leaves_the_session_failed() {
     let scratch = Scratch::new();
     let ends = scratch.file("ends");

@@ -94,8 +94,12 @@ static KILLED_AT_STOP: AtomicBool = AtomicBool::new(false);
 
 /// A running program's process group in [`RUNNING_GROUPS`], until the
 /// program has exited (or was killed for its timeout): once it is reaped,
-/// its id may be reused.
-struct Registered(Option<i32>);
+/// its id may be reused. Dropped before that (the action was abandoned: a
+/// start action stopped because its session is ending), it kills the group.
+struct Registered {
+    group: Option<i32>,
+    reaped: bool,
+}
 
 impl Registered {
     fn new(pid: Option<u32>) -> Registered {
@@ -107,13 +111,25 @@ impl Registered {
                 .entry(g)
                 .or_default() += 1;
         }
-        Registered(group)
+        Registered {
+            group,
+            reaped: false,
+        }
+    }
+
+    /// The program was waited for: its group id may be reused from now on.
+    fn reaped(mut self) {
+        self.reaped = true;
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        if let Some(g) = self.0 {
+        if let Some(g) = self.group {
+            if !self.reaped {
+                // Its leader is not reaped yet, so the id is still its group.
+                kill_group(g);
+            }
             let mut groups = RUNNING_GROUPS.lock().expect("running groups");
             if let Some(n) = groups.get_mut(&g) {
                 *n -= 1;
@@ -273,15 +289,15 @@ async fn run_command(
     let output = Output::capture(&mut child);
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => {
-            drop(registered);
+            registered.reaped();
             status.map_err(|e| format!("waiting for {}: {e}", program.display()))?
         }
         Err(_) => {
-            if let Some(group) = registered.0 {
+            if let Some(group) = registered.group {
                 kill_group(group);
             }
             let _ = child.kill().await;
-            drop(registered);
+            registered.reaped();
             let output = output.describe().await;
             return Err(format!(
                 "{} timed out after {} s and was killed{output}",

@@ -11,7 +11,7 @@
 pub mod actions;
 pub mod state;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +38,10 @@ pub struct Engine {
     no_end_actions: NoEndActions,
     notify: Notify,
     in_flight: Mutex<HashSet<Uuid>>,
+    /// Sessions whose pipeline runs now, each with the signal that an end
+    /// was requested meanwhile: a start action still running is stopped
+    /// then, so the end actions run at once rather than after it.
+    ending: Mutex<HashMap<Uuid, Arc<Notify>>>,
     permits: Arc<Semaphore>,
     http: reqwest::Client,
     log: Logger,
@@ -58,6 +62,7 @@ impl Engine {
             no_end_actions: Arc::new(move |name| lists.lists_for(name).end.is_empty()),
             notify: Notify::new(),
             in_flight: Mutex::new(HashSet::new()),
+            ending: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(workers)),
             // A webhook answering a redirect has not taken the session:
             // following it would turn the POST into a GET elsewhere.
@@ -80,6 +85,16 @@ impl Engine {
     /// Tells the engine that work was committed: it looks now.
     pub fn wake(&self) {
         self.notify.notify_one();
+    }
+
+    /// Tells the engine that `id`'s end was requested and committed: a start
+    /// action of it still running is stopped (ASAP: the end actions, keyed
+    /// and repeatable, then revoke whatever it granted), and it looks now.
+    pub fn end_requested(&self, id: Uuid) {
+        if let Some(ending) = self.ending.lock().expect("ending signals").get(&id) {
+            ending.notify_one();
+        }
+        self.wake();
     }
 
     /// Stops the engine for a server that was told to stop: no new action
@@ -216,13 +231,23 @@ impl Engine {
         let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
             return;
         };
-        if let Err(e) = self.advance(id).await {
+        // Before the session is read: an end requested from now on is seen.
+        let ending = Arc::new(Notify::new());
+        self.ending
+            .lock()
+            .expect("ending signals")
+            .insert(id, Arc::clone(&ending));
+        let advanced = self.advance(id, &ending).await;
+        self.ending.lock().expect("ending signals").remove(&id);
+        if let Err(e) = advanced {
             error!(self.log, "session pipeline interrupted; it resumes on the next pass";
                 "session" => %id, "error" => %e);
         }
     }
 
-    async fn advance(&self, id: Uuid) -> Result<(), StoreError> {
+    /// Runs `id`'s work until it is done, waits for a retry, or the server
+    /// stops. `ending` fires when an end is requested meanwhile.
+    async fn advance(&self, id: Uuid, ending: &Notify) -> Result<(), StoreError> {
         let system = Actor::system();
         loop {
             let Some(stored) = self.store.session(id).await? else {
@@ -278,8 +303,28 @@ impl Engine {
             };
             let now_running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             slog::debug!(self.log, "action started"; "session" => %id, "action" => &label, "running" => now_running);
-            let result = actions::run(action, &invocation, &self.http).await;
+            let run = actions::run(action, &invocation, &self.http);
+            let result = match work.phase {
+                // Dropping the action kills its program's process group (or
+                // abandons its webhook request).
+                Phase::Start => tokio::select! {
+                    result = run => Some(result),
+                    () = ending.notified() => None,
+                },
+                Phase::End => Some(run.await),
+            };
             self.running.fetch_sub(1, Ordering::SeqCst);
+            let Some(result) = result else {
+                // Not an attempt: the end is now the session's work.
+                self.store
+                    .log(
+                        id,
+                        ActionLogType::Info,
+                        format!("{label} stopped: the session is ending"),
+                    )
+                    .await?;
+                continue;
+            };
             if result.is_err() && actions::killed_at_stop() {
                 // Killed by `stop`: not recorded, so it is not an attempt;
                 // it runs again at the next start.
@@ -287,17 +332,16 @@ impl Engine {
             }
             match result {
                 Ok(output) => {
-                    self.store
-                        .apply(
-                            id,
-                            Event::ActionSucceeded {
-                                phase: work.phase,
-                                index,
-                            },
-                            &system,
-                            Some(format!("{label} succeeded: {output}")),
-                        )
-                        .await?;
+                    self.record(
+                        id,
+                        Event::ActionSucceeded {
+                            phase: work.phase,
+                            index,
+                        },
+                        ActionLogType::Info,
+                        format!("{label} succeeded: {output}"),
+                    )
+                    .await?;
                 }
                 Err(reason) => {
                     let attempts = work.attempts + 1;
@@ -306,42 +350,67 @@ impl Engine {
                             Phase::Start => Event::StartFailed,
                             Phase::End => Event::EndFailed,
                         };
-                        self.store
-                            .apply(
-                                id,
-                                event,
-                                &system,
-                                Some(format!(
-                                    "{label} failed {attempts} time(s), giving up: {reason}"
-                                )),
-                            )
-                            .await?;
+                        self.record(
+                            id,
+                            event,
+                            ActionLogType::Error,
+                            format!("{label} failed {attempts} time(s), giving up: {reason}"),
+                        )
+                        .await?;
                         continue;
                     }
                     let delay = self.config.backoff(attempts);
                     let retry_at = Utc::now()
                         + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1));
-                    self.store
-                        .apply(
-                            id,
-                            Event::ActionWillRetry {
-                                phase: work.phase,
-                                index,
-                                attempts,
-                                retry_at,
-                            },
-                            &system,
-                            Some(format!(
-                                "{label} failed (attempt {attempts} of {}), retrying in {} ms: {reason}",
-                                self.config.max_attempts,
-                                delay.as_millis()
-                            )),
-                        )
-                        .await?;
+                    self.record(
+                        id,
+                        Event::ActionWillRetry {
+                            phase: work.phase,
+                            index,
+                            attempts,
+                            retry_at,
+                        },
+                        ActionLogType::Warn,
+                        format!(
+                            "{label} failed (attempt {attempts} of {}), retrying in {} ms: {reason}",
+                            self.config.max_attempts,
+                            delay.as_millis()
+                        ),
+                    )
+                    .await?;
                     // The permit is released; the engine comes back at retry_at.
                     return Ok(());
                 }
             }
         }
+    }
+
+    /// Records an action's outcome. When the session moved on meanwhile (an
+    /// end requested as a start action finished), the outcome is no longer
+    /// its progress, but what the action did still goes into its log.
+    async fn record(
+        &self,
+        id: Uuid,
+        event: Event,
+        level: ActionLogType,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let applied = self
+            .store
+            .apply(id, event, &Actor::system(), Some(message.clone()))
+            .await?;
+        if !applied.changed {
+            self.store
+                .log(
+                    id,
+                    level,
+                    format!(
+                        "{message} (the session had moved on: {})",
+                        applied.session.session.status
+                    ),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }
