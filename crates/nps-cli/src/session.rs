@@ -223,14 +223,15 @@ fn ended_badly(s: &ActivitySession, headline: String, last_error: Option<String>
     let id = s.id;
     let (reason, hint) = match s.status {
         // "Failed" alone (no description) is a failed start whose end
-        // actions then ran; otherwise an end action could not finish.
+        // actions then all succeeded; otherwise an end action could not
+        // finish.
         SessionStatus::Failed => (
             match said {
                 Some(said) => format!(
                     "its end actions did not complete, so access may still be in place ({said})"
                 ),
-                None => "an action failed (its start, or an end action), so access may still \
-                         be in place"
+                None => "its start failed; its end actions then all succeeded, so nothing \
+                         is owed"
                     .into(),
             },
             format!("`nps session log {id} --level error` shows what failed"),

@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use common::{nps_binary, server, Nps, Run, Tmux, TokenSwapper};
 
@@ -169,6 +170,30 @@ fn ending_an_ended_session_says_so_and_when() {
             "{again:#?}"
         );
     }
+}
+
+#[test]
+fn ending_a_session_whose_start_failed_says_nothing_is_owed() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let id = nps.create("bad start");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nps.run(&["session", "get", &id, "-o", "json"]).json()["status"] != "Failed" {
+        assert!(Instant::now() < deadline, "session {id} did not end Failed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let end = nps.run(&["session", "end", &id]).expect_code(6);
+    assert!(
+        end.stderr
+            .contains(&format!("session {id} already ended (Failed at 20")),
+        "{end:#?}"
+    );
+    assert!(
+        end.stderr.contains("its start failed") && end.stderr.contains("nothing is owed"),
+        "{end:#?}"
+    );
+    assert!(!end.stderr.contains("may still be in place"), "{end:#?}");
 }
 
 #[test]

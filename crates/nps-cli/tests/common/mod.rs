@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use nps_testkit::{code_at_step, current_step, Credentials, ServerOptions, TestServer};
 
 /// End actions that show up in the log: two that succeed for every session,
-/// one that fails for activity "doomed", one that takes long for "slow".
+/// one that fails for activity "doomed", one that takes long for "slow";
+/// and a start that fails for "bad start", whose end action succeeds.
 pub const SERVER_CONFIG: &str = r#"
 [actions]
 max_attempts = 1
@@ -35,6 +36,14 @@ args = ["-c", "echo host unreachable >&2; exit 3"]
 kind = "command"
 program = "/bin/sleep"
 args = ["5"]
+
+[[actions.activity."bad start".start]]
+kind = "command"
+program = "/bin/false"
+
+[[actions.activity."bad start".end]]
+kind = "command"
+program = "/bin/true"
 "#;
 
 /// Environment variables of `nps` that must not leak in from the test's own.
