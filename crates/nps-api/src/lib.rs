@@ -95,8 +95,10 @@ pub trait NpsApi {
     /// If `startDateTimeUtc` is empty the session starts now (status Active);
     /// a start in the future makes it Pending until then. Refused (400) when
     /// `endDateTimeUtc` is not after the start, when the session would last
-    /// longer than the server's maximum (480 minutes by default), or when a
-    /// date falls outside the years 1970 to 9999.
+    /// longer than the server's maximum (480 minutes by default), when a
+    /// date falls outside the years 1970 to 9999, or when a text property is
+    /// longer than 4096 characters or holds a control character other than
+    /// tab, line feed and carriage return.
     #[endpoint {
         method = POST,
         path = "/api/v1/ActivitySession",

@@ -64,12 +64,29 @@ fn visible_to(caller: &Caller) -> Visible {
     Box::new(move |s: &StoredSession| admin || s.session.created_by == Some(user))
 }
 
+/// A text property: at most [`MAX_TEXT`] characters, and no control
+/// characters but tab, line feed and carriage return. A NUL could not reach
+/// an action's environment (the program would never start, so the session
+/// could never end), and escape sequences would reach operators' terminals.
 fn check_text(field: &str, value: &Option<String>) -> Result<(), Failure> {
-    match value {
-        Some(v) if v.chars().count() > MAX_TEXT => Err(Failure::BadRequest(format!(
+    let Some(v) = value else {
+        return Ok(());
+    };
+    if v.chars().count() > MAX_TEXT {
+        return Err(Failure::BadRequest(format!(
             "{field} is longer than {MAX_TEXT} characters"
+        )));
+    }
+    match v
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        Some(c) => Err(Failure::BadRequest(format!(
+            "{field} contains the control character U+{:04X}: only tab, line feed and \
+             carriage return are allowed",
+            c as u32
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

@@ -305,14 +305,15 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
     let url = server.url.clone();
     let admin = authed_client(&server.admin_token());
 
-    // SQL and LIKE metacharacters are data: stored and read back verbatim.
+    // SQL and LIKE metacharacters are data: stored and read back verbatim,
+    // and so are tabs and line breaks (a note may have lines).
     let hostile = json!({
         "activityName": "x'); DROP TABLE sessions; --",
         "managedResourceName": "%",
-        "note": "100% _done_ \\ [a-z]* ? \" ' ` ; -- /* */",
+        "note": "100% _done_ \\ [a-z]* ? \" ' ` ; -- /* */\r\n\tline two",
         "ticket": "' OR '1'='1",
         "credentialUsername": "_",
-        "customFields": [{"name": "%'_", "value": "\u{0}\u{7f}\u{10ffff}"}],
+        "customFields": [{"name": "%'_", "value": "\u{fffd}\u{10ffff}"}],
     });
     let s = create_session(&admin, &url, hostile.clone()).await;
     let read = get_session(&admin, &url, s["id"].as_str().unwrap()).await;
@@ -322,7 +323,7 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
     assert_eq!(read["loginAccountName"], "_");
     let fields: Value = serde_json::from_str(read["customFields"].as_str().unwrap()).unwrap();
     assert_eq!(fields[0]["name"], "%'_");
-    assert_eq!(fields[0]["value"], "\u{0}\u{7f}\u{10ffff}");
+    assert_eq!(fields[0]["value"], "\u{fffd}\u{10ffff}");
 
     // filterText is a plain substring: % and _ are not wildcards, quotes are
     // not SQL. A login with all three puts them into a log line.
@@ -434,6 +435,17 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
             "customFields[0]",
         ),
         (json!({"note": long}), "note"),
+        // A NUL would keep every action of the session from starting (so it
+        // could never end); escapes would reach operators' terminals.
+        (
+            json!({"managedResourceName": "web01\u{0}"}),
+            "managedResourceName",
+        ),
+        (json!({"activityName": "\u{1b}[2J"}), "activityName"),
+        (
+            json!({"customFields": [{"name": "a", "value": "\u{7f}"}]}),
+            "customFields[].value",
+        ),
         (json!({"ticket": ["a"]}), "ticket"),
     ] {
         let resp = admin.post(&base).json(&body).send().await.unwrap();

@@ -35,10 +35,7 @@ impl Invocation<'_> {
     }
 
     fn login(&self) -> String {
-        self.session
-            .created_by_user_name
-            .clone()
-            .unwrap_or_default()
+        execable(self.session.created_by_user_name.as_deref())
     }
 
     fn value(&self, placeholder: Placeholder) -> String {
@@ -46,8 +43,8 @@ impl Invocation<'_> {
         match placeholder {
             Placeholder::SessionId => s.id.to_string(),
             Placeholder::Login => self.login(),
-            Placeholder::ActivityName => s.activity_name.clone().unwrap_or_default(),
-            Placeholder::ResourceName => s.managed_resource_name.clone().unwrap_or_default(),
+            Placeholder::ActivityName => execable(s.activity_name.as_deref()),
+            Placeholder::ResourceName => execable(s.managed_resource_name.as_deref()),
             Placeholder::Phase => self.phase.as_str().to_string(),
             Placeholder::ActionKey => self.key(),
         }
@@ -64,6 +61,14 @@ impl Invocation<'_> {
             })
             .collect()
     }
+}
+
+/// A session's text as a program's argument or environment value: a NUL
+/// (which CreateAsync refuses, but a file of an earlier version may hold)
+/// would keep the program from starting at every try, and the session from
+/// ever ending, so it becomes U+FFFD.
+fn execable(text: Option<&str>) -> String {
+    text.unwrap_or_default().replace('\0', "\u{FFFD}")
 }
 
 /// Runs the action; `Ok` carries what is worth logging, `Err` why it failed.
@@ -265,13 +270,10 @@ async fn run_command(
     }
     cmd.args(args.iter().map(|a| inv.fill(a)))
         .env("NPS_SESSION_ID", s.id.to_string())
-        .env(
-            "NPS_ACTIVITY_NAME",
-            s.activity_name.as_deref().unwrap_or(""),
-        )
+        .env("NPS_ACTIVITY_NAME", execable(s.activity_name.as_deref()))
         .env(
             "NPS_RESOURCE_NAME",
-            s.managed_resource_name.as_deref().unwrap_or(""),
+            execable(s.managed_resource_name.as_deref()),
         )
         .env("NPS_LOGIN", inv.login())
         .env("NPS_ACTION", inv.phase.as_str())
@@ -376,5 +378,17 @@ async fn run_webhook(
         let body = response.text().await.unwrap_or_default();
         let body: String = body.chars().take(OUTPUT_LIMIT).collect();
         Err(format!("{url} answered {status}: {}", body.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::execable;
+
+    #[test]
+    fn a_nul_in_a_sessions_text_never_reaches_a_program() {
+        assert_eq!(execable(Some("web01\0")), "web01\u{FFFD}");
+        assert_eq!(execable(Some("srv-01")), "srv-01");
+        assert_eq!(execable(None), "");
     }
 }
