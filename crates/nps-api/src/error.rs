@@ -30,9 +30,28 @@ pub struct ProblemDetails {
 }
 
 impl ProblemDetails {
-    /// A problem with the given HTTP status and detail text.
+    /// A problem with the given HTTP status and detail text. Control
+    /// characters in the detail (which may quote the request: an unknown enum
+    /// value, a login) are escaped, so that neither the client nor the
+    /// server's log, which records it, gets line breaks or terminal escape
+    /// sequences from a request.
     pub fn new(status: ErrorStatusCode, detail: impl Into<String>) -> ProblemDetails {
         let code = status.as_u16();
+        let detail: String = detail.into();
+        let detail = if detail.chars().any(char::is_control) {
+            detail
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        } else {
+            detail
+        };
         ProblemDetails {
             type_: problem_type(code),
             title: status
@@ -41,7 +60,7 @@ impl ProblemDetails {
                 .unwrap_or("Error")
                 .to_string(),
             status: code,
-            detail: detail.into(),
+            detail,
             instance: None,
         }
     }
@@ -163,6 +182,13 @@ mod tests {
         assert_eq!(p.status_code().as_u16(), 400);
         assert_eq!(p.title, "Bad Request");
         assert_eq!(p.detail, "bad uuid");
+    }
+
+    #[test]
+    fn control_characters_of_a_request_are_escaped_in_the_detail() {
+        let p = ProblemDetails::bad_request("unknown variant `X\nINFO forged\u{1b}[2J`");
+        assert_eq!(p.detail, "unknown variant `X\\nINFO forged\\u{1b}[2J`");
+        assert!(!p.detail.chars().any(char::is_control));
     }
 
     #[test]
