@@ -124,10 +124,26 @@ fn totp_step(secret_base32: &str, code: &str, now_secs: u64) -> Option<u64> {
     totp.check(code, now_secs)
 }
 
-/// Counts failed sign-ins per login and refuses a burst.
+/// The throttle's window, and how long a login stays blocked once it
+/// reached the limit.
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Counts sign-in attempts per login and refuses a burst. An attempt counts
+/// from its start, so concurrent attempts cannot go past the limit, and is
+/// taken back when it succeeds (see [`Attempt`]).
 struct Throttle {
     max_per_minute: u32,
-    entries: Mutex<HashMap<String, (Instant, u32)>>,
+    entries: Mutex<HashMap<String, Window>>,
+}
+
+/// One login's minute.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    start: Instant,
+    /// Attempts running or failed in this window.
+    counted: u32,
+    /// Of those, the failed ones.
+    failed: u32,
 }
 
 impl Throttle {
@@ -135,35 +151,92 @@ impl Throttle {
         login.to_lowercase()
     }
 
-    fn blocked(&self, login: &str) -> bool {
-        let entries = self.entries.lock().expect("throttle lock");
-        entries
-            .get(&Throttle::key(login))
-            .is_some_and(|(start, n)| {
-                *n >= self.max_per_minute && start.elapsed() < Duration::from_secs(60)
-            })
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Window>> {
+        self.entries.lock().expect("throttle lock")
     }
 
-    /// Records a failure; true when this one reached the limit, which then
-    /// blocks the login for a minute from now.
-    fn fail(&self, login: &str) -> bool {
-        let mut entries = self.entries.lock().expect("throttle lock");
-        if entries.len() > 100_000 {
-            entries.retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
+    /// Starts an attempt for `login`; `None` while the login is blocked.
+    fn begin(&self, login: &str) -> Option<Attempt<'_>> {
+        let mut entries = self.lock();
+        if entries.len() > 10_000 {
+            entries.retain(|_, w| w.start.elapsed() < MINUTE);
         }
-        let entry = entries
-            .entry(Throttle::key(login))
-            .or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= Duration::from_secs(60) {
-            *entry = (Instant::now(), 0);
+        let key = Throttle::key(login);
+        let fresh = Window {
+            start: Instant::now(),
+            counted: 0,
+            failed: 0,
+        };
+        let window = entries.entry(key.clone()).or_insert(fresh);
+        if window.start.elapsed() >= MINUTE {
+            *window = fresh;
         }
-        entry.1 += 1;
-        let reached = entry.1 == self.max_per_minute;
+        if window.counted >= self.max_per_minute {
+            return None;
+        }
+        window.counted += 1;
+        Some(Attempt {
+            throttle: self,
+            key,
+            failed: false,
+        })
+    }
+}
+
+/// A sign-in attempt in progress. Dropped without [`Attempt::failed`] (it
+/// succeeded, or the server could not tell), it no longer counts.
+struct Attempt<'a> {
+    throttle: &'a Throttle,
+    key: String,
+    failed: bool,
+}
+
+impl Attempt<'_> {
+    /// The attempt failed, and stays counted. True for the failure that
+    /// reached the limit: the login is then blocked for a minute from now.
+    fn failed(mut self) -> bool {
+        self.failed = true;
+        let mut entries = self.throttle.lock();
+        let Some(window) = entries.get_mut(&self.key) else {
+            return false;
+        };
+        window.failed += 1;
+        let reached = window.failed == self.throttle.max_per_minute;
         if reached {
-            entry.0 = Instant::now();
+            window.start = Instant::now();
         }
         reached
     }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.failed {
+            if let Some(window) = self.throttle.lock().get_mut(&self.key) {
+                window.counted = window.counted.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Whether a login could exist: 1 to 256 characters, none of them control
+/// characters (a line break in a login would forge lines of the log).
+pub fn possible_login(login: &str) -> bool {
+    !login.is_empty() && login.chars().count() <= 256 && !login.chars().any(char::is_control)
+}
+
+/// A login as the server's log shows it: control characters escaped, and
+/// cut to 64 characters (a sign-in may send any text as its login).
+fn shown_login(login: &str) -> String {
+    let mut shown: String = login
+        .chars()
+        .take(64)
+        .flat_map(char::escape_debug)
+        .collect();
+    if login.chars().count() > 64 {
+        shown.push('…');
+    }
+    shown
 }
 
 /// A pre-MFA token found valid, waiting for its code.
@@ -176,6 +249,10 @@ pub struct Auth {
     store: Arc<dyn Store>,
     config: AuthConfig,
     throttle: Throttle,
+    /// argon2 verifications running at once (each takes about 19 MiB and a
+    /// core's time): the others wait their turn, so a flood of sign-ins
+    /// cannot take the memory or the CPU the other requests need.
+    verifying: tokio::sync::Semaphore,
     /// MFA tokens already verified (none is revoked before it expires).
     cache: RwLock<HashMap<[u8; 32], TokenRecord>>,
     dummy_hash: String,
@@ -192,20 +269,24 @@ impl Auth {
                 entries: Mutex::new(HashMap::new()),
             },
             config,
+            verifying: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             cache: RwLock::new(HashMap::new()),
             dummy_hash,
             log,
         }
     }
 
-    fn throttled(&self, login: &str) -> AuthError {
-        AuthError::Throttled(format!(
-            "Too many failed sign-ins for {login}. Wait a minute, then try again."
-        ))
+    fn throttled(&self) -> AuthError {
+        AuthError::Throttled(
+            "Too many failed sign-ins for this login. Wait a minute, then try again.".into(),
+        )
     }
 
-    fn record_failure(&self, login: &str, address: &str, what: &str) {
-        if self.throttle.fail(login) {
+    fn record_failure(&self, attempt: Attempt<'_>, login: &str, address: &str, what: &str) {
+        let login = shown_login(login);
+        if attempt.failed() {
             warn!(self.log, "sign-in throttled after repeated failures";
                 "login" => login, "address" => address, "failure" => what);
         } else {
@@ -220,25 +301,33 @@ impl Auth {
         password: &str,
         address: &str,
     ) -> Result<String, AuthError> {
-        if self.throttle.blocked(login) {
-            return Err(self.throttled(login));
+        let wrong = || AuthError::Unauthorized("Wrong login or password.".to_string());
+        if !possible_login(login) {
+            // No user has it: nothing to throttle or look up.
+            warn!(self.log, "sign-in failed"; "login" => shown_login(login), "address" => address,
+                "failure" => "not a possible login");
+            return Err(wrong());
         }
+        let Some(attempt) = self.throttle.begin(login) else {
+            return Err(self.throttled());
+        };
         let user = self.store.user_by_login(login).await?;
         // An unknown login is checked against a dummy hash: same time, same answer.
         let hash = user
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = {
+            let _turn = self.verifying.acquire().await.expect("never closed");
+            tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                .await
+                .unwrap_or(false)
+        };
         let user = match (user, ok) {
             (Some(u), true) => u,
             _ => {
-                self.record_failure(login, address, "wrong login or password");
-                return Err(AuthError::Unauthorized(
-                    "Wrong login or password.".to_string(),
-                ));
+                self.record_failure(attempt, login, address, "wrong login or password");
+                return Err(wrong());
             }
         };
         let (token, hash) = new_token();
@@ -281,14 +370,25 @@ impl Auth {
         address: &str,
     ) -> Result<String, AuthError> {
         let PreMfa { hash, record } = pre;
-        if self.throttle.blocked(&record.login) {
-            return Err(self.throttled(&record.login));
-        }
+        let Some(attempt) = self.throttle.begin(&record.login) else {
+            return Err(self.throttled());
+        };
         let user = self
             .store
             .user_by_id(record.user_id)
             .await?
             .ok_or_else(|| AuthError::Unauthorized("The user no longer exists.".into()))?;
+        // The try counts before the code is checked, so that concurrent
+        // codes cannot go past the token's limit.
+        let Some(count) = self
+            .store
+            .count_code_try(hash, self.config.max_wrong_codes)
+            .await?
+        else {
+            return Err(AuthError::Unauthorized(
+                "Too many wrong codes: this sign-in is revoked. Sign in again with POST /signinBody.".into(),
+            ));
+        };
         let now = Utc::now().timestamp().max(0) as u64;
         let step = totp_step(&user.totp_secret, code, now);
         let accepted = match step {
@@ -296,13 +396,13 @@ impl Auth {
             None => false,
         };
         if !accepted {
-            let (count, revoked) = self
-                .store
-                .record_wrong_code(hash, self.config.max_wrong_codes)
-                .await?;
-            self.record_failure(&user.login, address, "wrong or reused MFA code");
+            let revoked = count >= self.config.max_wrong_codes;
+            if revoked {
+                self.store.revoke_token(hash).await?;
+            }
+            self.record_failure(attempt, &user.login, address, "wrong or reused MFA code");
             let detail = if revoked {
-                warn!(self.log, "pre-MFA token revoked after wrong codes"; "login" => &user.login, "count" => count);
+                warn!(self.log, "pre-MFA token revoked after wrong codes"; "login" => shown_login(&user.login), "count" => count);
                 "Too many wrong codes: this sign-in is revoked. Sign in again with POST /signinBody.".to_string()
             } else if step.is_some() {
                 "This code was used already: wait for the next one.".to_string()
@@ -416,24 +516,64 @@ pub fn sign_in_cookie(headers: &http::HeaderMap) -> Option<&str> {
 mod tests {
     use super::*;
 
+    fn throttle(max: u32) -> Throttle {
+        Throttle {
+            max_per_minute: max,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
     #[test]
     fn a_login_that_reaches_the_limit_late_in_its_minute_is_blocked_a_full_minute() {
-        let started = Instant::now() - Duration::from_secs(59);
-        let throttle = Throttle {
-            max_per_minute: 3,
-            entries: Mutex::new(HashMap::from([("alice".to_string(), (started, 2))])),
-        };
-        assert!(
-            throttle.fail("Alice"),
-            "the third failure reaches the limit"
+        let throttle = throttle(3);
+        throttle.entries.lock().unwrap().insert(
+            "alice".into(),
+            Window {
+                start: Instant::now() - Duration::from_secs(59),
+                counted: 2,
+                failed: 2,
+            },
         );
-        assert!(throttle.blocked("alice"));
-        let (start, count) = throttle.entries.lock().unwrap()["alice"];
-        assert_eq!(count, 3);
+        let third = throttle.begin("Alice").expect("under the limit");
+        assert!(third.failed(), "the third failure reaches the limit");
+        assert!(throttle.begin("alice").is_none(), "blocked");
+        let window = throttle.entries.lock().unwrap()["alice"];
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            window.start.elapsed() < Duration::from_secs(30),
             "the block's minute starts at the failure that reached the limit, \
              not at the first failure 59 s before"
+        );
+    }
+
+    #[test]
+    fn concurrent_attempts_cannot_pass_the_limit_and_successes_give_theirs_back() {
+        let throttle = throttle(3);
+        let running: Vec<_> = (0..3).map(|_| throttle.begin("bob").unwrap()).collect();
+        assert!(
+            throttle.begin("bob").is_none(),
+            "three running: a fourth waits"
+        );
+        assert!(
+            throttle.begin("carol").is_some(),
+            "another login is not affected"
+        );
+        drop(running); // all three succeeded
+        let attempts: Vec<_> = (0..3).map(|_| throttle.begin("bob").unwrap()).collect();
+        let reached: Vec<bool> = attempts.into_iter().map(Attempt::failed).collect();
+        assert_eq!(reached, [false, false, true]);
+        assert!(throttle.begin("bob").is_none());
+    }
+
+    #[test]
+    fn logins_that_cannot_exist_and_how_the_log_shows_them() {
+        assert!(possible_login("alice"));
+        assert!(!possible_login(""));
+        assert!(!possible_login(&"x".repeat(257)));
+        assert!(!possible_login("eve\nINFO forged"));
+        assert_eq!(shown_login("eve\n\u{1b}[2J"), "eve\\n\\u{1b}[2J");
+        assert_eq!(
+            shown_login(&"x".repeat(100)),
+            format!("{}…", "x".repeat(64))
         );
     }
 

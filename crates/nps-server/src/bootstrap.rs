@@ -34,14 +34,13 @@ fn print_credentials(heading: &str, login: &str, password: Option<&str>, secret:
     crate::say(&text);
 }
 
-/// A login as a person types it: 1 to 256 characters, none of them control
-/// characters (a line break in a login would forge lines of the log).
+/// A login as a person types it (see [`crate::auth::possible_login`]).
 fn check_login(login: &str, what: &str) -> anyhow::Result<()> {
-    if login.is_empty() || login.chars().count() > 256 {
-        anyhow::bail!("{what} must be 1 to 256 characters");
-    }
-    if login.chars().any(char::is_control) {
-        anyhow::bail!("{what} must not contain control characters (line breaks, tabs)");
+    if !crate::auth::possible_login(login) {
+        anyhow::bail!(
+            "{what} must be 1 to 256 characters, none of them control characters \
+             (line breaks, tabs)"
+        );
     }
     Ok(())
 }

@@ -219,3 +219,71 @@ async fn a_burst_of_wrong_passwords_is_throttled_and_logged() {
         .await;
     assert!(log.contains("sign-in throttled"), "{log}");
 }
+
+#[tokio::test]
+async fn concurrent_tries_cannot_pass_the_limits() {
+    // Forty passwords at once for one login: ten are checked (401), the
+    // rest refused (429); forty codes at once on one pre-MFA token: five
+    // are checked (four say how many tries are left, the fifth revokes it).
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let url = &server.url;
+    let guesses =
+        (0..40).map(|_| sign_in_body(&http, url, json!({"Login": "admin", "Password": "guess"})));
+    let statuses: Vec<u16> = futures::future::join_all(guesses)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    assert_eq!(checked, 10, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        30,
+        "{statuses:?}"
+    );
+
+    let user = server.add_user("dave", "user");
+    let pre = pre_token(&http, url, &user).await;
+    let right = code_at_step(&user.totp_secret, current_step());
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let tries =
+        (0..40).map(|_| async { detail(two_fa(&http, url, Some(&pre), json!(wrong)).await).await });
+    let answers = futures::future::join_all(tries).await;
+    let counted = answers
+        .iter()
+        .filter(|(_, m)| m.contains(" of 5 tries"))
+        .count();
+    assert_eq!(counted, 4, "{answers:#?}");
+    // The others: the token revoked, or the login throttled by then.
+    assert!(
+        answers.iter().all(|(s, _)| *s == 401 || *s == 429),
+        "{answers:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_login_cannot_forge_lines_of_the_servers_log() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let url = &server.url;
+    let forged = "eve\nINFO sign-in succeeded, login: admin\u{1b}[2J";
+    let (status, _) =
+        detail(sign_in_body(&http, url, json!({"Login": forged, "Password": "x"})).await).await;
+    assert_eq!(status, 401);
+    let long = "x".repeat(60_000);
+    let (status, _) =
+        detail(sign_in_body(&http, url, json!({"Login": long, "Password": "x"})).await).await;
+    assert_eq!(status, 401);
+    let log = server
+        .log_when(|log| log.matches("sign-in failed").count() >= 2)
+        .await;
+    assert!(!log.contains("\nINFO sign-in succeeded"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
+    assert!(log.contains(r"eve\nINFO"), "{log}");
+    assert!(!log.contains(&"x".repeat(65)), "a login is cut in the log");
+}

@@ -240,9 +240,9 @@ pub trait Store: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
     async fn token(&self, hash: [u8; 32]) -> StoreResult<Option<TokenRecord>>;
-    /// Counts a wrong code against a pre-MFA token; revokes it at `limit`.
-    /// Answers the count and whether the token is now revoked.
-    async fn record_wrong_code(&self, hash: [u8; 32], limit: u32) -> StoreResult<(u32, bool)>;
+    /// Counts a code tried against a pre-MFA token, unless it is revoked or
+    /// has had `limit` tries: answers this try's number, or `None` then.
+    async fn count_code_try(&self, hash: [u8; 32], limit: u32) -> StoreResult<Option<u32>>;
     async fn revoke_token(&self, hash: [u8; 32]) -> StoreResult<()>;
     /// Deletes tokens that expired before `before`.
     async fn purge_expired_tokens(&self, before: DateTime<Utc>) -> StoreResult<u64>;

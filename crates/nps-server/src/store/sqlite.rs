@@ -900,18 +900,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_wrong_code(&self, hash: [u8; 32], limit: u32) -> StoreResult<(u32, bool)> {
+    async fn count_code_try(&self, hash: [u8; 32], limit: u32) -> StoreResult<Option<u32>> {
         self.write(move |c| {
-            c.execute(
-                "UPDATE tokens SET failed_codes = failed_codes + 1, \
-                 revoked = CASE WHEN failed_codes + 1 >= ?2 THEN 1 ELSE revoked END WHERE hash = ?1",
-                params![hash.to_vec(), limit],
-            )
-            .map_err(map_err)?;
+            let counted = c
+                .execute(
+                    "UPDATE tokens SET failed_codes = failed_codes + 1 \
+                     WHERE hash = ?1 AND revoked = 0 AND failed_codes < ?2",
+                    params![hash.to_vec(), limit],
+                )
+                .map_err(map_err)?;
+            if counted == 0 {
+                return Ok(None);
+            }
             c.query_row(
-                "SELECT failed_codes, revoked FROM tokens WHERE hash = ?1",
+                "SELECT failed_codes FROM tokens WHERE hash = ?1",
                 params![hash.to_vec()],
-                |r| Ok((r.get::<_, i64>(0)? as u32, r.get(1)?)),
+                |r| Ok(Some(r.get::<_, i64>(0)? as u32)),
             )
             .map_err(map_err)
         })
