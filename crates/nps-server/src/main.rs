@@ -185,6 +185,17 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         LogLevel::Error => ConfigLoggingLevel::Error,
     };
     let slog_level = slog::Level::from(&level);
+    if let Some(path) = &cli.log_file {
+        // It records sign-in attempts (a mistyped password can land in the
+        // login) and addresses: its owner's alone, as the database is.
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("--log-file {}: {e}", path.display()))?;
+    }
     let logging = match &cli.log_file {
         Some(path) => ConfigLogging::File {
             level,

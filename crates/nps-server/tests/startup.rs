@@ -167,6 +167,33 @@ fn mode(path: &std::path::Path) -> u32 {
         & 0o777
 }
 
+/// The log file records sign-in attempts and addresses: its owner's alone.
+#[cfg(unix)]
+#[test]
+fn the_log_file_is_created_private() {
+    let dir = temp_dir("log-mode");
+    let log = dir.join("server.log");
+    let mut child = Command::new(server_binary())
+        .args(["--bind", "127.0.0.1:0", "--database"])
+        .arg(dir.join("nps.db"))
+        .arg("--log-file")
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("server printed its address")
+        .unwrap()
+        .starts_with("nps-server listening on ")
+    {}
+    assert_eq!(mode(&log), 0o600);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// The database holds password hashes and TOTP secrets: whatever the
 /// umask, what the server creates is its owner's alone; a file it finds
 /// readable by others gets a warning.
