@@ -133,7 +133,13 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// taken back when it succeeds (see [`Attempt`]).
 struct Throttle {
     max_per_minute: u32,
-    entries: Mutex<HashMap<String, Window>>,
+    entries: Mutex<Entries>,
+}
+
+struct Entries {
+    windows: HashMap<String, Window>,
+    /// Windows past their minute are swept out once there are this many.
+    sweep_at: usize,
 }
 
 /// One login's minute.
@@ -144,32 +150,55 @@ struct Window {
     counted: u32,
     /// Of those, the failed ones.
     failed: u32,
+    /// Which minute of this login: an attempt of an earlier one changes
+    /// nothing in this one.
+    minute: u64,
 }
 
+/// Fewest windows kept before expired ones are swept out.
+const SWEEP_AT: usize = 10_000;
+
 impl Throttle {
+    fn new(max_per_minute: u32) -> Throttle {
+        Throttle {
+            max_per_minute,
+            entries: Mutex::new(Entries {
+                windows: HashMap::new(),
+                sweep_at: SWEEP_AT,
+            }),
+        }
+    }
+
     fn key(login: &str) -> String {
         login.to_lowercase()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Window>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().expect("throttle lock")
     }
 
     /// Starts an attempt for `login`; `None` while the login is blocked.
     fn begin(&self, login: &str) -> Option<Attempt<'_>> {
         let mut entries = self.lock();
-        if entries.len() > 10_000 {
-            entries.retain(|_, w| w.start.elapsed() < MINUTE);
+        if entries.windows.len() >= entries.sweep_at {
+            // Not at every sign-in: only once the map has doubled since.
+            entries.windows.retain(|_, w| w.start.elapsed() < MINUTE);
+            entries.sweep_at = (entries.windows.len() * 2).max(SWEEP_AT);
         }
         let key = Throttle::key(login);
-        let fresh = Window {
+        let window = entries.windows.entry(key.clone()).or_insert(Window {
             start: Instant::now(),
             counted: 0,
             failed: 0,
-        };
-        let window = entries.entry(key.clone()).or_insert(fresh);
+            minute: 0,
+        });
         if window.start.elapsed() >= MINUTE {
-            *window = fresh;
+            *window = Window {
+                start: Instant::now(),
+                counted: 0,
+                failed: 0,
+                minute: window.minute + 1,
+            };
         }
         if window.counted >= self.max_per_minute {
             return None;
@@ -178,6 +207,7 @@ impl Throttle {
         Some(Attempt {
             throttle: self,
             key,
+            minute: window.minute,
             failed: false,
         })
     }
@@ -188,16 +218,25 @@ impl Throttle {
 struct Attempt<'a> {
     throttle: &'a Throttle,
     key: String,
+    minute: u64,
     failed: bool,
 }
 
 impl Attempt<'_> {
+    /// Its login's window, unless a new minute began since it started.
+    fn window<'e>(&self, entries: &'e mut Entries) -> Option<&'e mut Window> {
+        entries
+            .windows
+            .get_mut(&self.key)
+            .filter(|w| w.minute == self.minute)
+    }
+
     /// The attempt failed, and stays counted. True for the failure that
     /// reached the limit: the login is then blocked for a minute from now.
     fn failed(mut self) -> bool {
         self.failed = true;
         let mut entries = self.throttle.lock();
-        let Some(window) = entries.get_mut(&self.key) else {
+        let Some(window) = self.window(&mut entries) else {
             return false;
         };
         window.failed += 1;
@@ -212,7 +251,7 @@ impl Attempt<'_> {
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if !self.failed {
-            if let Some(window) = self.throttle.lock().get_mut(&self.key) {
+            if let Some(window) = self.window(&mut self.throttle.lock()) {
                 window.counted = window.counted.saturating_sub(1);
             }
         }
@@ -264,10 +303,7 @@ impl Auth {
         let dummy_hash = hash_password(&Uuid::new_v4().to_string());
         Auth {
             store,
-            throttle: Throttle {
-                max_per_minute: config.max_failures_per_minute,
-                entries: Mutex::new(HashMap::new()),
-            },
+            throttle: Throttle::new(config.max_failures_per_minute),
             config,
             verifying: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -517,27 +553,27 @@ mod tests {
     use super::*;
 
     fn throttle(max: u32) -> Throttle {
-        Throttle {
-            max_per_minute: max,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Throttle::new(max)
+    }
+
+    /// Moves `login`'s minute back by `by`, as if it had begun that long ago.
+    fn age(throttle: &Throttle, login: &str, by: Duration) {
+        let mut entries = throttle.lock();
+        let window = entries.windows.get_mut(login).unwrap();
+        window.start -= by;
     }
 
     #[test]
     fn a_login_that_reaches_the_limit_late_in_its_minute_is_blocked_a_full_minute() {
         let throttle = throttle(3);
-        throttle.entries.lock().unwrap().insert(
-            "alice".into(),
-            Window {
-                start: Instant::now() - Duration::from_secs(59),
-                counted: 2,
-                failed: 2,
-            },
-        );
+        for _ in 0..2 {
+            throttle.begin("alice").unwrap().failed();
+        }
+        age(&throttle, "alice", Duration::from_secs(59));
         let third = throttle.begin("Alice").expect("under the limit");
         assert!(third.failed(), "the third failure reaches the limit");
         assert!(throttle.begin("alice").is_none(), "blocked");
-        let window = throttle.entries.lock().unwrap()["alice"];
+        let window = throttle.lock().windows["alice"];
         assert!(
             window.start.elapsed() < Duration::from_secs(30),
             "the block's minute starts at the failure that reached the limit, \
@@ -562,6 +598,23 @@ mod tests {
         let reached: Vec<bool> = attempts.into_iter().map(Attempt::failed).collect();
         assert_eq!(reached, [false, false, true]);
         assert!(throttle.begin("bob").is_none());
+    }
+
+    #[test]
+    fn attempts_of_an_earlier_minute_change_nothing_in_the_next() {
+        let throttle = throttle(2);
+        let old_success = throttle.begin("erin").unwrap();
+        let old_failure = throttle.begin("erin").unwrap();
+        age(&throttle, "erin", Duration::from_secs(61));
+        let new: Vec<_> = (0..2).map(|_| throttle.begin("erin").unwrap()).collect();
+        drop(old_success);
+        assert!(!old_failure.failed(), "an old failure does not count now");
+        assert!(
+            throttle.begin("erin").is_none(),
+            "two running in this minute"
+        );
+        let reached: Vec<bool> = new.into_iter().map(Attempt::failed).collect();
+        assert_eq!(reached, [false, true]);
     }
 
     #[test]

@@ -259,6 +259,15 @@ async fn concurrent_tries_cannot_pass_the_limits() {
         .filter(|(_, m)| m.contains(" of 5 tries"))
         .count();
     assert_eq!(counted, 4, "{answers:#?}");
+    // The server's log has each code it checked: five, and one revocation.
+    let checked = |log: &str| log.matches("wrong or reused MFA code").count();
+    server
+        .log_when(|log| checked(log) >= 5 && log.contains("pre-MFA token revoked"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = server.log_when(|_| true).await;
+    assert_eq!(checked(&log), 5, "{log}");
+    assert_eq!(log.matches("pre-MFA token revoked").count(), 1, "{log}");
     // The others: the token revoked, or the login throttled by then.
     assert!(
         answers.iter().all(|(s, _)| *s == 401 || *s == 429),
