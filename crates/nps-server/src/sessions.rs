@@ -64,19 +64,25 @@ fn visible_to(caller: &Caller) -> Visible {
     Box::new(move |s: &StoredSession| admin || s.session.created_by == Some(user))
 }
 
+/// At most [`MAX_TEXT`] characters.
+fn check_length(field: &str, value: &Option<String>) -> Result<(), Failure> {
+    match value {
+        Some(v) if v.chars().count() > MAX_TEXT => Err(Failure::BadRequest(format!(
+            "{field} is longer than {MAX_TEXT} characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A text property: at most [`MAX_TEXT`] characters, and no control
 /// characters but tab, line feed and carriage return. A NUL could not reach
 /// an action's environment (the program would never start, so the session
 /// could never end), and escape sequences would reach operators' terminals.
 fn check_text(field: &str, value: &Option<String>) -> Result<(), Failure> {
+    check_length(field, value)?;
     let Some(v) = value else {
         return Ok(());
     };
-    if v.chars().count() > MAX_TEXT {
-        return Err(Failure::BadRequest(format!(
-            "{field} is longer than {MAX_TEXT} characters"
-        )));
-    }
     match v
         .chars()
         .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
@@ -350,7 +356,8 @@ impl Sessions {
     ) -> Result<ActionLogCollection, Failure> {
         let (skip, take) = page(query.skip, query.take)?;
         // An endDate before startDate is an empty window: no line matches.
-        check_text("filterText", &query.filter_text)?;
+        // A search may look for what a program printed, escapes included.
+        check_length("filterText", &query.filter_text)?;
         self.visible(caller, id).await?;
         let (lines, total_count) = self
             .store

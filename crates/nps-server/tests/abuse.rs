@@ -357,6 +357,8 @@ async fn hostile_input_is_a_4xx_problem_naming_the_field_and_changes_nothing() {
     assert_eq!(count("%%").await, 0);
     assert_eq!(count("' OR '1'='1").await, 0);
     assert_eq!(count("\\").await, 0);
+    // A search may hold what CreateAsync refuses: what a program printed.
+    assert_eq!(count("\u{1b}[31m").await, 0);
 
     // Unknown properties are ignored, as ASP.NET does: none sets what the
     // server decides.
