@@ -249,6 +249,15 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
                     -wal and -shm files)";
             "database" => %cli.database.display());
     }
+    if let Some(path) = cli
+        .log_file
+        .as_ref()
+        .filter(|p| crate::store::sqlite::readable_by_others(p))
+    {
+        warn!(log, "the log file can be read by other users of this machine, and it records \
+                    sign-in attempts: make it private with chmod 600";
+            "log_file" => %path.display());
+    }
     bootstrap::first_admin(store.as_ref()).await?;
     let node_id = store.node_id().await?;
 

@@ -192,6 +192,32 @@ fn the_log_file_is_created_private() {
     assert_eq!(mode(&log), 0o600);
     child.kill().unwrap();
     child.wait().unwrap();
+
+    // One an earlier version created readable by everyone: a warning in it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = Command::new(server_binary())
+        .args(["--bind", "127.0.0.1:0", "--database"])
+        .arg(dir.join("nps.db"))
+        .arg("--log-file")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("the log file can be read by other users")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning in the log"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// The database holds password hashes and TOTP secrets: whatever the
