@@ -173,15 +173,18 @@ fn mode(path: &std::path::Path) -> u32 {
 fn the_log_file_is_created_private() {
     let dir = temp_dir("log-mode");
     let log = dir.join("server.log");
-    let mut child = Command::new(server_binary())
-        .args(["--bind", "127.0.0.1:0", "--database"])
-        .arg(dir.join("nps.db"))
-        .arg("--log-file")
-        .arg(&log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let start = || {
+        Command::new(server_binary())
+            .args(["--bind", "127.0.0.1:0", "--database"])
+            .arg(dir.join("nps.db"))
+            .arg("--log-file")
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     while !lines
         .next()
@@ -196,15 +199,7 @@ fn the_log_file_is_created_private() {
     // One an earlier version created readable by everyone: a warning in it.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut child = Command::new(server_binary())
-        .args(["--bind", "127.0.0.1:0", "--database"])
-        .arg(dir.join("nps.db"))
-        .arg("--log-file")
-        .arg(&log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !std::fs::read_to_string(&log)
         .unwrap()
