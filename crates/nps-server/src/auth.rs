@@ -155,6 +155,18 @@ struct Window {
     minute: u64,
 }
 
+impl Window {
+    /// The `minute`th window of a login, beginning now.
+    fn fresh(minute: u64) -> Window {
+        Window {
+            start: Instant::now(),
+            counted: 0,
+            failed: 0,
+            minute,
+        }
+    }
+}
+
 /// Fewest windows kept before expired ones are swept out.
 const SWEEP_AT: usize = 10_000;
 
@@ -186,19 +198,12 @@ impl Throttle {
             entries.sweep_at = (entries.windows.len() * 2).max(SWEEP_AT);
         }
         let key = Throttle::key(login);
-        let window = entries.windows.entry(key.clone()).or_insert(Window {
-            start: Instant::now(),
-            counted: 0,
-            failed: 0,
-            minute: 0,
-        });
+        let window = entries
+            .windows
+            .entry(key.clone())
+            .or_insert_with(|| Window::fresh(0));
         if window.start.elapsed() >= MINUTE {
-            *window = Window {
-                start: Instant::now(),
-                counted: 0,
-                failed: 0,
-                minute: window.minute + 1,
-            };
+            *window = Window::fresh(window.minute + 1);
         }
         if window.counted >= self.max_per_minute {
             return None;
@@ -552,10 +557,6 @@ pub fn sign_in_cookie(headers: &http::HeaderMap) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn throttle(max: u32) -> Throttle {
-        Throttle::new(max)
-    }
-
     /// Moves `login`'s minute back by `by`, as if it had begun that long ago.
     fn age(throttle: &Throttle, login: &str, by: Duration) {
         let mut entries = throttle.lock();
@@ -565,7 +566,7 @@ mod tests {
 
     #[test]
     fn a_login_that_reaches_the_limit_late_in_its_minute_is_blocked_a_full_minute() {
-        let throttle = throttle(3);
+        let throttle = Throttle::new(3);
         for _ in 0..2 {
             throttle.begin("alice").unwrap().failed();
         }
@@ -583,7 +584,7 @@ mod tests {
 
     #[test]
     fn concurrent_attempts_cannot_pass_the_limit_and_successes_give_theirs_back() {
-        let throttle = throttle(3);
+        let throttle = Throttle::new(3);
         let running: Vec<_> = (0..3).map(|_| throttle.begin("bob").unwrap()).collect();
         assert!(
             throttle.begin("bob").is_none(),
@@ -602,7 +603,7 @@ mod tests {
 
     #[test]
     fn attempts_of_an_earlier_minute_change_nothing_in_the_next() {
-        let throttle = throttle(2);
+        let throttle = Throttle::new(2);
         let old_success = throttle.begin("erin").unwrap();
         let old_failure = throttle.begin("erin").unwrap();
         age(&throttle, "erin", Duration::from_secs(61));
