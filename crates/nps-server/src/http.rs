@@ -38,35 +38,28 @@ fn peer(rqctx: &Rq) -> String {
 /// A storage failure as the client sees it: 503 when worth retrying, else a
 /// 500 that names only the request id (the cause goes to the log).
 fn store_problem(rqctx: &Rq, e: StoreError) -> ProblemDetails {
-    match e {
-        StoreError::NotFound => {
-            ProblemDetails::not_found("No such resource.").with_request_id(&rqctx.request_id)
-        }
-        StoreError::Conflict(m) => {
-            ProblemDetails::conflict(capitalize(&m)).with_request_id(&rqctx.request_id)
-        }
+    let problem = match e {
+        StoreError::NotFound => ProblemDetails::not_found("No such resource."),
+        StoreError::Conflict(m) => ProblemDetails::conflict(capitalize(&m)),
         StoreError::Constraint(m) => {
             error!(rqctx.log, "a database constraint refused the change"; "error" => m);
             ProblemDetails::conflict(
                 "The change conflicts with what is stored; nothing was changed.",
             )
-            .with_request_id(&rqctx.request_id)
         }
-        StoreError::Refused(m) => {
-            ProblemDetails::bad_request(capitalize(&m)).with_request_id(&rqctx.request_id)
-        }
+        StoreError::Refused(m) => ProblemDetails::bad_request(capitalize(&m)),
         StoreError::Unavailable(m) => {
             error!(rqctx.log, "storage unavailable"; "error" => m);
             ProblemDetails::service_unavailable(
                 "The database cannot take this request now (it may be read-only or full). Nothing was changed; retry later.",
             )
-            .with_request_id(&rqctx.request_id)
         }
         StoreError::Internal(m) => {
             error!(rqctx.log, "storage failure"; "error" => m);
             ProblemDetails::internal(&rqctx.request_id)
         }
-    }
+    };
+    problem.with_request_id(&rqctx.request_id)
 }
 
 /// A request's path, query or body as read before the handler ran, asked
