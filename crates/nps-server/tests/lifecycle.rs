@@ -445,13 +445,7 @@ async fn a_session_reads_complete_within_a_second_of_its_scheduled_end() {
     ))
     .await;
     let end = Utc::now() + chrono::Duration::seconds(3);
-    let id = nps
-        .create(ActivitySessionRequest {
-            end_date_time_utc: Some(end),
-            ..Default::default()
-        })
-        .await
-        .id;
+    let id = nps.create_ending(end).await;
 
     let done = nps.wait_for(id, SessionStatus::Complete).await;
     let seen_after = Utc::now() - end;
@@ -526,13 +520,7 @@ async fn extending_a_session_moves_its_scheduled_end() {
     let _clock = CLOCK.read().await;
     let nps = Nps::start("").await;
     let end = whole_millis(Utc::now() + chrono::Duration::seconds(2));
-    let id = nps
-        .create(ActivitySessionRequest {
-            end_date_time_utc: Some(end),
-            ..Default::default()
-        })
-        .await
-        .id;
+    let id = nps.create_ending(end).await;
     let extended = nps.api.extend_async(&id, 1).await.unwrap();
     assert_eq!(
         extended.scheduled_end_date_time_utc,
@@ -553,13 +541,7 @@ async fn a_session_past_its_scheduled_end_cannot_be_extended_into_the_past() {
     let _clock = CLOCK.read().await;
     let nps = Nps::start(&format!("[[actions.start]]\n{}", sh("sleep 4", &[]))).await;
     let end = whole_millis(Utc::now() + chrono::Duration::seconds(2));
-    let id = nps
-        .create(ActivitySessionRequest {
-            end_date_time_utc: Some(end),
-            ..Default::default()
-        })
-        .await
-        .id;
+    let id = nps.create_ending(end).await;
     tokio::time::sleep(until(end) + Duration::from_millis(500)).await;
     assert_eq!(
         nps.get(id).await.status,
@@ -1107,6 +1089,16 @@ impl Nps {
             .await
             .expect("CreateAsync answers 201")
             .into_inner()
+    }
+
+    /// Creates a session that starts now and ends at `end`.
+    async fn create_ending(&self, end: DateTime<Utc>) -> Uuid {
+        self.create(ActivitySessionRequest {
+            end_date_time_utc: Some(end),
+            ..Default::default()
+        })
+        .await
+        .id
     }
 
     /// Creates `n` sessions that all end at `end`, 32 requests at a time.
