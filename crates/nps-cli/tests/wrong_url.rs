@@ -4,9 +4,17 @@
 
 mod common;
 
-use common::{server, FakeServer, Nps};
+use common::{server, FakeServer, Nps, Run};
 
 const ID: &str = "00000000-0000-4000-8000-000000000007";
+
+/// `nps <args> --url <url>` with a token the fake server does not check,
+/// expected to exit `code`.
+fn run_at(nps: &Nps, args: &[&str], url: &str, code: i32) -> Run {
+    let mut cmd = nps.command(args);
+    cmd.args(["--url", url]).env("NPS_TOKEN", "any token");
+    Nps::run_command(cmd).expect_code(code)
+}
 
 #[test]
 fn a_url_with_a_path_the_server_does_not_have_names_the_404_and_says_check_url() {
@@ -42,9 +50,7 @@ fn a_web_page_answering_200_names_the_status_and_says_check_url() {
     let page = FakeServer::start("200 OK", "text/html", "<!DOCTYPE html><p>Welcome</p>");
     let server = server();
     let nps = Nps::new(&server);
-    let mut cmd = nps.command(&["session", "get", ID, "--url", &page.url]);
-    cmd.env("NPS_TOKEN", "any token");
-    let run = Nps::run_command(cmd).expect_code(1);
+    let run = run_at(&nps, &["session", "get", ID], &page.url, 1);
     assert!(
         run.stderr.contains(&format!(
             "HTTP 200 for GET {}/api/v1/ActivitySession/{ID}",
@@ -66,9 +72,7 @@ fn a_server_failure_is_exit_8_and_not_called_a_refusal() {
     );
     let server = server();
     let nps = Nps::new(&server);
-    let mut cmd = nps.command(&["session", "end", ID, "--url", &failing.url]);
-    cmd.env("NPS_TOKEN", "any token");
-    let run = Nps::run_command(cmd).expect_code(8);
+    let run = run_at(&nps, &["session", "end", ID], &failing.url, 8);
     assert!(
         run.stderr.contains(
             "the server failed: Internal Server Error (HTTP 500): Something went wrong (request id 42)."
@@ -79,9 +83,7 @@ fn a_server_failure_is_exit_8_and_not_called_a_refusal() {
 
     // A proxy's error page: the status and request, and where to look.
     let proxy = FakeServer::start("502 Bad Gateway", "text/html", "<h1>502 Bad Gateway</h1>");
-    let mut cmd = nps.command(&["session", "list", "--url", &proxy.url]);
-    cmd.env("NPS_TOKEN", "any token");
-    let run = Nps::run_command(cmd).expect_code(8);
+    let run = run_at(&nps, &["session", "list"], &proxy.url, 8);
     assert!(
         run.stderr.contains(&format!(
             "HTTP 502 for GET {}/api/v1/ActivitySession",
