@@ -1,6 +1,7 @@
 //! Users that exist before anyone can sign in: the first Admin on first
 //! start, and `nps-server user add`.
 
+use std::io::Write;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -15,7 +16,15 @@ fn generated_password() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<15>())
 }
 
-fn print_credentials(heading: &str, login: &str, password: Option<&str>, secret: Option<&str>) {
+/// Shown once and never again: unlike the server's other lines, a failure
+/// to write them (standard output closed, a full disk) is an error, and the
+/// user is not created.
+fn print_credentials(
+    heading: &str,
+    login: &str,
+    password: Option<&str>,
+    secret: Option<&str>,
+) -> anyhow::Result<()> {
     let mut text = format!("{heading}\n  login: {login}");
     if let Some(p) = password {
         text.push_str(&format!("\n  password: {p}"));
@@ -31,7 +40,25 @@ fn print_credentials(heading: &str, login: &str, password: Option<&str>, secret:
     if password.is_some() || secret.is_some() {
         text.push_str("\n  Store these now: they are not shown again.");
     }
-    crate::say(&text);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the credentials of {login} to standard output ({e}): they are \
+                 shown only once, so the user was not created; run again with standard \
+                 output open"
+            )
+        })
+}
+
+/// A secret as generators print it: in groups, in lower case, padded.
+fn normalized_secret(given: &str) -> String {
+    given
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .collect::<String>()
+        .to_uppercase()
 }
 
 /// A login as a person types it (see [`crate::auth::possible_login`]).
@@ -75,7 +102,11 @@ pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let login = env("NPS_BOOTSTRAP_LOGIN").unwrap_or_else(|| "admin".to_string());
+    // Trimmed as `user add` trims: a space left in an env file would make a
+    // login nobody types.
+    let login = env("NPS_BOOTSTRAP_LOGIN")
+        .map(|l| l.trim().to_string())
+        .unwrap_or_else(|| "admin".to_string());
     check_login(&login, "NPS_BOOTSTRAP_LOGIN")?;
     let given_password = env("NPS_BOOTSTRAP_PASSWORD");
     if given_password
@@ -87,9 +118,9 @@ pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
              (or leave it unset: a password is generated and printed once)"
         );
     }
-    let given_secret = env("NPS_BOOTSTRAP_TOTP_SECRET");
+    let given_secret = env("NPS_BOOTSTRAP_TOTP_SECRET").map(|s| normalized_secret(&s));
     if let Some(s) = &given_secret {
-        let bytes = Secret::try_from_base32(s.trim()).map_err(|_| {
+        let bytes = Secret::try_from_base32(s).map_err(|_| {
             anyhow::anyhow!("NPS_BOOTSTRAP_TOTP_SECRET is not base32 (letters A-Z and digits 2-7)")
         })?;
         if bytes.len() < 16 {
@@ -99,11 +130,16 @@ pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
         }
     }
     let password = given_password.clone().unwrap_or_else(generated_password);
-    let secret = given_secret
-        .clone()
-        .map(|s| s.trim().to_uppercase())
-        .unwrap_or_else(new_totp_secret);
+    let secret = given_secret.clone().unwrap_or_else(new_totp_secret);
     let hash = hash_off_thread(&password).await?;
+    // Shown before the user is stored: credentials nobody saw would lock
+    // the only Admin out.
+    print_credentials(
+        "Created the first Admin user:",
+        &login,
+        given_password.is_none().then_some(password.as_str()),
+        given_secret.is_none().then_some(secret.as_str()),
+    )?;
     store
         .add_user(NewUser {
             login: login.clone(),
@@ -111,13 +147,10 @@ pub async fn first_admin(store: &dyn Store) -> anyhow::Result<()> {
             password_hash: hash,
             totp_secret: secret.clone(),
         })
-        .await?;
-    print_credentials(
-        "Created the first Admin user:",
-        &login,
-        given_password.is_none().then_some(password.as_str()),
-        given_secret.is_none().then_some(secret.as_str()),
-    );
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot create {login} (the credentials above are void): {e}")
+        })?;
     Ok(())
 }
 
@@ -129,6 +162,12 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
     let secret = new_totp_secret();
     let hash = hash_off_thread(&password).await?;
     let new_file = !database.exists();
+    print_credentials(
+        &format!("Added {} user:", role.as_str()),
+        login,
+        Some(&password),
+        Some(&secret),
+    )?;
     // Not `SqliteStore::open`: the server may be running on this file, and
     // its journal and sessions are its own to apply.
     sqlite::add_user_alongside(
@@ -140,13 +179,7 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
             totp_secret: secret.clone(),
         },
     )
-    .map_err(|e| anyhow::anyhow!("cannot add {login}: {e}"))?;
-    print_credentials(
-        &format!("Added {} user:", role.as_str()),
-        login,
-        Some(&password),
-        Some(&secret),
-    );
+    .map_err(|e| anyhow::anyhow!("cannot add {login} (the credentials above are void): {e}"))?;
     if new_file {
         // A mistyped --database (or a relative one from another directory)
         // would otherwise go unnoticed until the user cannot sign in.

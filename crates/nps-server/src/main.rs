@@ -39,11 +39,13 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Address to listen on.
+    /// Address to listen on: IP:PORT, such as 127.0.0.1:6500, 0.0.0.0:6500
+    /// or [::]:6500 (an IP address, not a host name).
     #[arg(long, env = "NPS_BIND", default_value = "127.0.0.1:6500")]
     bind: SocketAddr,
 
-    /// The SQLite database file (created and migrated on first start).
+    /// The SQLite database file: created when missing; the server (not
+    /// `user add`) migrates one written by an earlier version when it starts.
     #[arg(
         long,
         env = "NPS_DATABASE",
@@ -91,6 +93,7 @@ enum Command {
 enum UserCommand {
     /// Add a user; prints a generated password and TOTP secret once.
     Add {
+        /// The login to sign in with (spaces around it are dropped).
         #[arg(long)]
         login: String,
         /// admin or user.
@@ -319,6 +322,9 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         if let Ok(again) = stop_signal().await {
             warn!(impatient, "stopping at once"; "signal" => again);
             lifecycle::actions::kill_running();
+            // The log is written by a thread of its own: give it the time to
+            // write the line above before the process ends.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             std::process::exit(1);
         }
     });

@@ -481,3 +481,146 @@ fn user_add_says_when_it_created_the_database() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Credentials are shown only once: when they cannot be written (standard
+/// output on a full disk), nobody is created, and a second try works.
+#[test]
+fn credentials_that_cannot_be_shown_create_no_user() {
+    let dir = temp_dir("unshown");
+    let db = dir.join("nps.db");
+    let full = || {
+        Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+    };
+
+    let add = |stdout: Stdio| {
+        Command::new(server_binary())
+            .args([
+                "user",
+                "add",
+                "--role",
+                "user",
+                "--login",
+                "dave",
+                "--database",
+            ])
+            .arg(&db)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let out = add(full());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the credentials of dave") && stderr.contains("not created"),
+        "{stderr}"
+    );
+    let out = add(Stdio::piped());
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("login: dave"));
+
+    // The first Admin of a new file: the server stops and creates nobody.
+    let db = dir.join("first.db");
+    let out = Command::new(server_binary())
+        .args(["--bind", "127.0.0.1:0", "--database"])
+        .arg(&db)
+        .env_remove("NPS_BOOTSTRAP_LOGIN")
+        .env_remove("NPS_BOOTSTRAP_PASSWORD")
+        .env_remove("NPS_BOOTSTRAP_TOTP_SECRET")
+        .stdin(Stdio::null())
+        .stdout(full())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the credentials of admin"),
+        "{stderr}"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let users: i64 = conn
+        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bootstrap secret as generators print it (lower case, in groups,
+/// padded) and a login with spaces around it, as an env file may leave it.
+#[tokio::test]
+async fn bootstrap_values_are_taken_as_people_write_them() {
+    let dir = temp_dir("bootstrap-lenient");
+    let admin = Credentials::admin();
+    let grouped = admin
+        .totp_secret
+        .to_lowercase()
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new(server_binary())
+        .args(["--bind", "127.0.0.1:0", "--database"])
+        .arg(dir.join("nps.db"))
+        .env("NPS_BOOTSTRAP_LOGIN", " root ")
+        .env("NPS_BOOTSTRAP_PASSWORD", &admin.password)
+        .env("NPS_BOOTSTRAP_TOTP_SECRET", format!("{grouped}===="))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the server stopped: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        if let Some(url) = line.strip_prefix("nps-server listening on ") {
+            break url.to_string();
+        }
+    };
+    sign_in(
+        &url,
+        &Credentials {
+            login: "root".into(),
+            ..admin
+        },
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file that is not a database: named, with what to do.
+#[test]
+fn a_file_that_is_not_a_database_is_named_with_what_to_do() {
+    let dir = temp_dir("not-a-database");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("notes.db");
+    std::fs::write(&file, "hello\n".repeat(200)).unwrap();
+    let out = Command::new(server_binary())
+        .args(["--bind", "127.0.0.1:0", "--database"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not an SQLite database", file.display())),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

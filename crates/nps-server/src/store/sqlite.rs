@@ -163,6 +163,46 @@ pub fn readable_by_others(path: &Path) -> bool {
     }
 }
 
+/// `error`, which stopped the server from using the database at `path`,
+/// with the file named and what to do about the usual causes.
+fn unusable(path: &Path, error: anyhow::Error) -> anyhow::Error {
+    let text = format!("{error:#}");
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+        _ => ".".into(),
+    };
+    let hint = if text.contains("readonly") {
+        format!(
+            "the server must be able to write {} and to create its -wal and -shm files in \
+             {dir}: check the permissions of both for the user the server runs as",
+            path.display()
+        )
+    } else if text.contains("not a database") {
+        format!(
+            "{} is not an SQLite database: give --database the path of the server's \
+             database, or of a file to create",
+            path.display()
+        )
+    } else if text.contains("locked") {
+        "another program holds a lock on the file (an open sqlite3 shell, a backup \
+         tool): close it, then start the server again"
+            .into()
+    } else if text.contains("unable to open") {
+        format!(
+            "{} cannot be opened as a file: is it a directory, or is {dir} not writable?",
+            path.display()
+        )
+    } else {
+        return error;
+    };
+    let named = if text.contains(&path.display().to_string()) {
+        text
+    } else {
+        format!("cannot use the database {}: {text}", path.display())
+    };
+    anyhow::anyhow!("{named}\n  {hint}")
+}
+
 /// A read-write connection to the file at `path` (created if missing).
 fn connect(path: &Path) -> anyhow::Result<Connection> {
     create_private(path)?;
@@ -274,11 +314,14 @@ impl SqliteStore {
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         create_parent(path)?;
         let owner = owner::own(path)?;
-        let conn = open_file(path, &owner)?;
+        let conn = open_file(path, &owner).map_err(|e| unusable(path, e))?;
         journal::replay(&conn).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot apply the end requests journalled in {}: {e}",
-                path.display()
+            unusable(
+                path,
+                anyhow::anyhow!(
+                    "cannot apply the end requests journalled in {}: {e}",
+                    path.display()
+                ),
             )
         })?;
 
