@@ -151,7 +151,9 @@ pub struct CreateArgs {
     #[arg(long)]
     pub ticket: Option<String>,
     /// Read the whole ActivitySessionRequest as JSON from this file (`-` for
-    /// standard input); the flags above override its properties
+    /// standard input): property names match without regard to case, and a
+    /// property the request does not have is refused; the flags above
+    /// override its properties
     #[arg(long, value_name = "FILE")]
     pub from_json: Option<PathBuf>,
 }

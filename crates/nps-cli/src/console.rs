@@ -11,16 +11,43 @@
 //!   naming it.
 //! - Standard error is for people: what cannot be written there is dropped,
 //!   and never changes the exit code a script reads.
+//!
+//! Text from the server (an action's log line, a description, a problem's
+//! detail) is written [`shown`]: its control characters escaped, so that
+//! what an action printed cannot move the cursor, retitle the terminal or
+//! hide a line from the operator reading it.
 
+use std::borrow::Cow;
 use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 use crate::failure::{Failure, Kind};
 
-/// Writes `text` to standard output, whole.
+/// `text` with every control character but line feed and tab written as
+/// an escape (`\u{1b}`); JSON output has none to escape.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(escaped) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escaped(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Writes `text` to standard output, whole, [`shown`].
 pub fn print(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out
+        .write_all(shown(text).as_bytes())
+        .and_then(|()| out.flush())
+    {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(Failure::new(
             Kind::ClosedOutput,
@@ -33,9 +60,9 @@ pub fn print(text: &str) -> Result<(), Failure> {
     }
 }
 
-/// Writes `line` and a newline to standard error, if it can.
+/// Writes `line`, [`shown`], and a newline to standard error, if it can.
 pub fn note(line: &str) {
-    write_stderr(&format!("{line}\n"));
+    write_stderr(&format!("{}\n", shown(line)));
 }
 
 /// Writes `text` to standard error as it is (a prompt, a control
@@ -59,4 +86,18 @@ pub fn end_by_sigpipe() -> ExitCode {
         libc::raise(libc::SIGPIPE);
     }
     ExitCode::from(Kind::ClosedOutput as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped_but_lines_and_tabs_kept() {
+        assert!(matches!(shown("plain\ttext\n"), Cow::Borrowed(_)));
+        assert_eq!(
+            shown("\u{1b}[31mRED\u{1b}]0;pwned\u{7}\r\u{9b}"),
+            "\\u{1b}[31mRED\\u{1b}]0;pwned\\u{7}\\r\\u{9b}"
+        );
+    }
 }

@@ -71,6 +71,8 @@ fn kind(error: &Error) -> Kind {
         Error::Problem(p) if p.status == 401 => Kind::NotSignedIn,
         Error::Problem(_) => Kind::Refused,
         Error::Unreachable(_) => Kind::Unreachable,
+        // Like a 5xx: the request may have been carried out, or not.
+        Error::NoAnswer(_) => Kind::ServerFailed,
         Error::Settings(_) => Kind::Usage,
         Error::Timeout { .. } => Kind::TimedOut,
         Error::UnexpectedAnswer { .. } => Kind::Other,
@@ -82,8 +84,9 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         let kind = kind(&error);
         let not_the_api = matches!(error, Error::UnexpectedAnswer { .. });
+        let no_answer = matches!(error, Error::NoAnswer(_));
         let message = match kind {
-            Kind::ServerFailed if !matches!(error, Error::EndAccepted { .. }) => {
+            Kind::ServerFailed if !matches!(error, Error::EndAccepted { .. }) && !no_answer => {
                 format!("the server failed: {error}")
             }
             _ => error.to_string(),
@@ -91,6 +94,11 @@ impl From<Error> for Failure {
         let failure = Failure::new(kind, message);
         match kind {
             _ if matches!(error, Error::EndAccepted { .. }) => failure,
+            _ if no_answer => failure.with_hint(
+                "the request may have reached the server: what was asked may or may not have \
+                 been done; read what the server holds (`nps session get ID`, `nps session \
+                 log ID`) before repeating it",
+            ),
             Kind::Unreachable => failure.with_hint(
                 "check --url (or NPS_URL) and that the server is running; if its certificate \
                  is not trusted, give its CA with --ca-cert (--skip-certificate-check for a lab server)",

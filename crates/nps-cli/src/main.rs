@@ -42,6 +42,7 @@ mod credentials;
 mod failure;
 mod login;
 mod output;
+mod request_file;
 mod session;
 mod status_line;
 mod table;
@@ -79,7 +80,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Login(args) => login::run(args, connection, store, output).await,
         Command::Session(command) => {
-            let nps = authenticated(&connection, &credentials)?;
+            let nps = authenticated(&connection, &credentials, cli.global.url.is_some())?;
             session::run(command, &nps, output)
                 .await
                 .map_err(|failure| explain_refused_token(failure, &connection, &credentials))
@@ -109,12 +110,28 @@ fn connect(global: &Global, credentials: &Credentials) -> Result<Connection, Fai
 }
 
 /// A client with the token of `NPS_TOKEN`, else the one `nps login` saved
-/// for this server.
-fn authenticated(connection: &Connection, credentials: &Credentials) -> Result<Client, Failure> {
+/// for this server. `NPS_TOKEN` goes only to a server named with it
+/// (`--url` or `NPS_URL`): which server issued it is not known, and the
+/// last one `nps login` used may be another.
+fn authenticated(
+    connection: &Connection,
+    credentials: &Credentials,
+    url_given: bool,
+) -> Result<Client, Failure> {
     let url = connection.base_url();
-    let token = match std::env::var("NPS_TOKEN") {
-        Ok(token) if !token.is_empty() => token,
-        _ => match credentials.servers.get(url) {
+    let token = match env_token() {
+        Some(_) if !url_given => {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!("NPS_TOKEN is set, but no server is named: it would go to {url}"),
+            )
+            .with_hint(
+                "name the server that issued it with --url or NPS_URL, or unset NPS_TOKEN \
+                 to use the token `nps login` saved",
+            ));
+        }
+        Some(token) => token,
+        None => match credentials.servers.get(url) {
             Some(saved) => saved.token.clone(),
             None => {
                 return Err(
@@ -140,13 +157,22 @@ fn explain_refused_token(
     }
     let url = connection.base_url();
     let hint = match credentials.servers.get(url) {
-        Some(saved) if std::env::var_os("NPS_TOKEN").is_none() => format!(
+        _ if env_token().is_some() => format!(
+            "the token in NPS_TOKEN was refused (it may have expired, or be another \
+             server's): replace it, or unset NPS_TOKEN and run `nps login --url {url}`"
+        ),
+        Some(saved) => format!(
             "the token of {} saved at {} was refused (it may have expired): \
              run `nps login --url {url}`",
             saved.login,
             output::time(&saved.signed_in_at),
         ),
-        _ => format!("the token was refused: run `nps login --url {url}`"),
+        None => format!("the token was refused: run `nps login --url {url}`"),
     };
     failure.with_hint(hint)
+}
+
+/// `NPS_TOKEN`, unless unset or empty.
+fn env_token() -> Option<String> {
+    std::env::var("NPS_TOKEN").ok().filter(|t| !t.is_empty())
 }

@@ -57,15 +57,15 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
             // may remain, and the server runs its end actions again (a failed
             // start owes nothing and stays Failed).
             let before = nps.get_by_id_async(&args.id).await?.into_inner();
-            let retry = before.status == SessionStatus::Failed;
+            let retry = before.status == SessionStatus::Failed && !failed_start(&before);
             if nps_client::is_terminal(before.status) && !retry {
                 console::print(&output::session(out, &before))?;
                 return already_ended(&before);
             }
             if retry {
                 console::note(&format!(
-                    "Session {} had ended Failed{}: asking the server to run its end actions \
-                     again (if an end action gave up; a failed start stays Failed).",
+                    "Session {} had ended Failed{}: an end action gave up, so the server \
+                     runs its end actions again.",
                     before.id,
                     ended_at(&before)
                 ));
@@ -85,6 +85,8 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
                 // A failed start (nothing owed), or a server that does not
                 // retry a failed end.
                 return already_ended(&session);
+            } else if failed_start(&session) {
+                console::note(&format!("Session {id} ended Failed: {NOTHING_OWED}."));
             } else if !ended_cleanly(session.status) {
                 // Ended another way between the read and the DELETE.
                 return Err(ended_badly(
@@ -160,6 +162,13 @@ async fn end_and_wait(nps: &Client, args: EndArgs, out: Output) -> Result<(), Fa
     if ended_cleanly(session.status) {
         return Ok(());
     }
+    if failed_start(&session) {
+        console::note(&format!(
+            "Session {} ended Failed: {NOTHING_OWED}.",
+            session.id
+        ));
+        return Ok(());
+    }
     Err(ended_badly(
         &session,
         format!("session {} ended {}", session.id, session.status),
@@ -205,7 +214,21 @@ fn already_ended(s: &ActivitySession) -> Result<(), Failure> {
         console::note(&format!("{headline}: there was nothing to end."));
         return Ok(());
     }
+    if failed_start(s) {
+        console::note(&format!("{headline}: {NOTHING_OWED}."));
+        return Ok(());
+    }
     Err(ended_badly(s, headline, None))
+}
+
+const NOTHING_OWED: &str =
+    "its start failed; its end actions then all succeeded, so nothing is owed";
+
+/// Failed with no description: its start failed, and its end actions then
+/// all succeeded (an end action that gave up describes why). Ending it
+/// again changes nothing: nothing is owed, so `end` succeeds.
+fn failed_start(s: &ActivitySession) -> bool {
+    s.status == SessionStatus::Failed && output::description(s).is_none()
 }
 
 /// " at <its actual end>", when it has one.
@@ -230,9 +253,7 @@ fn ended_badly(s: &ActivitySession, headline: String, last_error: Option<String>
                 Some(said) => format!(
                     "its end actions did not complete, so access may still be in place ({said})"
                 ),
-                None => "its start failed; its end actions then all succeeded, so nothing \
-                         is owed"
-                    .into(),
+                None => NOTHING_OWED.into(),
             },
             format!("`nps session log {id} --level error` shows what failed"),
         ),
@@ -267,7 +288,7 @@ fn request(args: CreateArgs) -> Result<ActivitySessionRequest, Failure> {
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))
             }
             .map_err(|e| Failure::new(Kind::Usage, e))?;
-            serde_json::from_str(&text).map_err(|e| {
+            crate::request_file::parse(&text).map_err(|e| {
                 Failure::new(
                     Kind::Usage,
                     format!("{} is not an ActivitySessionRequest: {e}", path.display()),

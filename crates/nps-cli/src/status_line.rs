@@ -52,7 +52,7 @@ impl StatusLine {
         if self.live.is_some() {
             let _ = write!(err, "{CLEAR}");
         }
-        let _ = writeln!(err, "{line}");
+        let _ = writeln!(err, "{}", crate::console::shown(line));
         drop(state);
     }
 
@@ -92,7 +92,7 @@ fn spin(state: &Mutex<String>, stop: &AtomicBool) {
 }
 
 fn cut(message: &str) -> String {
-    let flat = message.replace(['\n', '\r'], " ");
+    let flat = crate::console::shown(&message.replace(['\n', '\r', '\t'], " ")).into_owned();
     match flat.char_indices().nth(MAX_WIDTH) {
         Some((end, _)) => format!("{}…", &flat[..end]),
         None => flat,

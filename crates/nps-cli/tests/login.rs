@@ -109,6 +109,37 @@ fn a_refused_token_exits_4_and_says_to_sign_in_again() {
     let run = Nps::run_command(cmd).expect_code(4);
     assert!(run.stderr.contains("Unauthorized (HTTP 401)"), "{run:#?}");
     assert!(run.stderr.contains("nps login"), "{run:#?}");
+    // `nps login` alone would not help: NPS_TOKEN wins over a saved token.
+    assert!(
+        run.stderr.contains("the token in NPS_TOKEN was refused")
+            && run.stderr.contains("unset NPS_TOKEN"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn nps_token_goes_only_to_a_server_named_with_it() {
+    let server = server();
+    let nps = Nps::new(&server);
+    // The last login names this server; NPS_TOKEN may be another's.
+    nps.login().expect_code(0);
+    let mut cmd = nps.command(&["session", "list"]);
+    cmd.env("NPS_TOKEN", server.admin_token());
+    let run = Nps::run_command(cmd).expect_code(2);
+    assert!(
+        run.stderr
+            .contains("NPS_TOKEN is set, but no server is named"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("--url or NPS_URL"), "{run:#?}");
+    // Named by flag or by NPS_URL, it is sent.
+    let mut cmd = nps.command(&["session", "list", "--url", &server.url]);
+    cmd.env("NPS_TOKEN", server.admin_token());
+    Nps::run_command(cmd).expect_code(0);
+    let mut cmd = nps.command(&["session", "list"]);
+    cmd.env("NPS_TOKEN", server.admin_token())
+        .env("NPS_URL", &server.url);
+    Nps::run_command(cmd).expect_code(0);
 }
 
 #[test]

@@ -151,6 +151,74 @@ fn a_failed_end_action_makes_end_wait_exit_6_with_the_reason() {
 }
 
 #[test]
+fn what_an_action_printed_reaches_the_terminal_with_its_control_characters_escaped() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    // Its end action writes a window title and a colour to its stderr.
+    let id = nps.create("noisy");
+    let end = nps.run(&["session", "end", &id, "--wait"]).expect_code(6);
+    let log = nps.run(&["session", "log", &id]).expect_code(0);
+    for (what, text) in [("end --wait", &end.stderr), ("log", &log.stdout)] {
+        assert!(text.contains("host down"), "{what}: {text}");
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}']),
+            "{what} printed a raw control character: {text:?}"
+        );
+        assert!(text.contains("\\u{1b}]0;pwned\\u{7}"), "{what}: {text}");
+    }
+}
+
+#[test]
+fn create_from_json_matches_names_without_regard_to_case_and_refuses_unknown_ones() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let file = nps.config_dir.join("request.json");
+    // As PowerShell or a C# client writes it, which the server binds.
+    std::fs::write(&file, r#"{"ActivityName": "Patch web01", "NOTE": "n"}"#).unwrap();
+    let path = file.to_str().unwrap();
+    let created = nps
+        .run(&["session", "create", "--from-json", path, "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(created["activityName"], "Patch web01", "{created:#}");
+    assert_eq!(created["note"], "n", "{created:#}");
+
+    std::fs::write(&file, r#"{"activityNmae": "Patch web01"}"#).unwrap();
+    let run = nps
+        .run(&["session", "create", "--from-json", path])
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("has no property `activityNmae`")
+            && run.stderr.contains("activityName"),
+        "{run:#?}"
+    );
+    let listed = nps
+        .run(&["session", "list", "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "nothing more was created"
+    );
+}
+
+#[test]
+fn end_wait_with_the_longest_timeout_waits_instead_of_failing() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let id = nps.create("Patch web01");
+    let longest = u64::MAX.to_string();
+    let run = nps
+        .run(&["session", "end", &id, "--wait", "--timeout", &longest])
+        .expect_code(0);
+    assert!(run.stdout.contains("Cancelled"), "{run:#?}");
+}
+
+#[test]
 fn ending_an_ended_session_says_so_and_when() {
     let server = server();
     let nps = Nps::new(&server);
@@ -183,7 +251,10 @@ fn ending_a_session_whose_start_failed_says_nothing_is_owed() {
         assert!(Instant::now() < deadline, "session {id} did not end Failed");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let end = nps.run(&["session", "end", &id]).expect_code(6);
+    // Nothing is owed: the end succeeds, with or without --wait.
+    let end = nps.run(&["session", "end", &id]).expect_code(0);
+    let waited = nps.run(&["session", "end", &id, "--wait"]).expect_code(0);
+    assert_eq!(end.stderr, waited.stderr);
     assert!(
         end.stderr
             .contains(&format!("session {id} already ended (Failed at 20")),
@@ -194,6 +265,7 @@ fn ending_a_session_whose_start_failed_says_nothing_is_owed() {
         "{end:#?}"
     );
     assert!(!end.stderr.contains("may still be in place"), "{end:#?}");
+    assert!(!end.stderr.contains("end actions again"), "{end:#?}");
 }
 
 #[test]
@@ -217,7 +289,7 @@ fn ending_a_failed_session_runs_its_end_actions_again_and_exits_6_if_they_fail()
         "{again:#?}"
     );
     assert!(
-        again.stderr.contains("run its end actions again"),
+        again.stderr.contains("runs its end actions again"),
         "{again:#?}"
     );
     // They fail again: --wait follows the retry and exits 6.

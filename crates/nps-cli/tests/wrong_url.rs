@@ -94,3 +94,49 @@ fn a_server_failure_is_exit_8_and_not_called_a_refusal() {
     assert!(run.stderr.contains("the server failed"), "{run:#?}");
     assert!(run.stderr.contains("check --url"), "{run:#?}");
 }
+
+#[test]
+fn a_request_sent_but_not_answered_is_exit_8_and_not_called_unreachable() {
+    let server = server();
+    let nps = Nps::new(&server);
+    // The connection closes once the request is in: the server may have
+    // created the session. Exit 5 ("could not reach") would invite a retry.
+    let hang_up = FakeServer::raw(String::new());
+    let run = run_at(
+        &nps,
+        &["session", "create", "--activity-name", "x"],
+        &hang_up.url,
+        8,
+    );
+    assert!(
+        run.stderr
+            .contains("no complete answer came from the server"),
+        "{run:#?}"
+    );
+    assert!(
+        run.stderr.contains("may or may not have been done"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("could not reach"), "{run:#?}");
+
+    // An answer cut off after its head: the same.
+    let cut = FakeServer::raw(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"id\":"
+            .to_string(),
+    );
+    let run = run_at(&nps, &["session", "get", ID], &cut.url, 8);
+    assert!(
+        run.stderr
+            .contains("no complete answer came from the server"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("check --url"), "{run:#?}");
+
+    // Nothing listening: nothing was sent, exit 5 as before.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let run = run_at(&nps, &["session", "get", ID], &closed, 5);
+    assert!(run.stderr.contains("could not reach"), "{run:#?}");
+}

@@ -26,6 +26,14 @@ pub enum Error {
     #[error("could not reach the server: {}", chain(.0))]
     Unreachable(#[source] reqwest::Error),
 
+    /// The request was sent (or may have been) but no complete answer came
+    /// back: the connection closed, the answer was cut off, or it took longer
+    /// than the client's timeout. The server may or may not have done what
+    /// was asked: read what it holds before repeating a request that creates
+    /// or ends something.
+    #[error("no complete answer came from the server: {}", chain(.0))]
+    NoAnswer(#[source] reqwest::Error),
+
     /// The server answered something the API description does not allow:
     /// often not an NPS server at all (a wrong URL, a proxy's error page).
     #[error(
@@ -119,17 +127,15 @@ impl From<progenitor_client::Error<ProblemDetails>> for Error {
                 problem.status = status;
                 Error::Problem(problem)
             }
-            E::CommunicationError(e) | E::InvalidUpgrade(e) => Error::Unreachable(e),
-            E::ResponseBodyError(e) => {
-                let answer = crate::answers::last();
-                Error::UnexpectedAnswer {
-                    status: e
-                        .status()
-                        .map(|s| s.as_u16())
-                        .or(answer.as_ref().map(|a| a.status)),
-                    request: e.url().map(|u| u.to_string()).or(answer.map(|a| a.request)),
-                    detail: format!("reading the body failed: {}", chain(&e)),
-                }
+            // Connecting (a refused connection, a name that does not
+            // resolve, a TLS handshake) fails before anything is sent.
+            E::CommunicationError(e) | E::InvalidUpgrade(e) if e.is_connect() => {
+                Error::Unreachable(e)
+            }
+            // Anything later (a timeout, a connection closed without an
+            // answer, a body cut off) may come after the server acted.
+            E::CommunicationError(e) | E::InvalidUpgrade(e) | E::ResponseBodyError(e) => {
+                Error::NoAnswer(e)
             }
             E::InvalidResponsePayload(body, e) => {
                 let answer = crate::answers::last();

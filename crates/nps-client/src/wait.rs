@@ -166,7 +166,8 @@ struct Watch<'a, F> {
 
 impl<F: FnMut(Progress<'_>)> Watch<'_, F> {
     async fn run(mut self, mut session: ActivitySession) -> Result<ActivitySession, Error> {
-        let deadline = self.start + self.options.timeout;
+        // No deadline for a timeout beyond what an Instant can hold.
+        let deadline = self.start.checked_add(self.options.timeout);
         loop {
             // The log is read after the session, so the lines of the
             // transition just seen are reported before it.
@@ -185,13 +186,15 @@ impl<F: FnMut(Progress<'_>)> Watch<'_, F> {
             if is_terminal(session.status) {
                 return Ok(session);
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout {
                     session: Box::new(session),
                     waited: self.start.elapsed(),
                 });
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             tokio::time::sleep(self.options.poll_interval.min(left)).await;
             session = match self.client.get_by_id_async(self.session_id).await {
                 Ok(read) => read.into_inner(),

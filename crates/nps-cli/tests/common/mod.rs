@@ -37,6 +37,11 @@ kind = "command"
 program = "/bin/sleep"
 args = ["5"]
 
+[[actions.activity."noisy".end]]
+kind = "command"
+program = "/bin/sh"
+args = ["-c", "printf '\\033]0;pwned\\007\\033[31mhost down\\n' >&2; exit 3"]
+
 [[actions.activity."bad start".start]]
 kind = "command"
 program = "/bin/false"
@@ -337,14 +342,19 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub fn start(status: &str, content_type: &str, body: &str) -> FakeServer {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let answer = format!(
+        FakeServer::raw(format!(
             "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
              connection: close\r\n\r\n{body}",
             body.len()
-        );
+        ))
+    }
+
+    /// A server that reads each request's head, writes `answer` as it is
+    /// (empty: nothing) and closes the connection.
+    pub fn raw(answer: String) -> FakeServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { return };
