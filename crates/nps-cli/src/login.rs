@@ -50,7 +50,11 @@ pub async fn run(
                 match pending.complete(&code).await {
                     Ok(signed_in) => break signed_in,
                     Err(Error::Problem(p)) if p.status == 401 && tries < CODE_TRIES => {
-                        console::note(&format!("{}: {}. Try the next code.", p.title, p.detail));
+                        console::note(&format!(
+                            "{}: {}. Try the next code.",
+                            p.title,
+                            p.detail.trim_end_matches('.')
+                        ));
                         tries += 1;
                     }
                     Err(e) => return Err(sign_in_failure(e, "run `nps login` again")),

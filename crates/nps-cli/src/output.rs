@@ -30,9 +30,15 @@ fn json(value: &impl Serialize) -> String {
 /// What the server says the session is doing, when it says more than the
 /// status itself.
 pub fn description(s: &ActivitySession) -> Option<&str> {
-    s.status_description
-        .as_deref()
-        .filter(|d| !d.is_empty() && *d != s.status.to_string())
+    let status = s.status.to_string();
+    let d = s.status_description.as_deref()?;
+    // "Failed: an end action could not finish" is shown after the status
+    // already: without it, not as "Failed: Failed: ...".
+    let d = d
+        .strip_prefix(status.as_str())
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(d);
+    (!d.is_empty() && d != status).then_some(d)
 }
 
 /// One session.
@@ -146,5 +152,50 @@ fn created_by(s: &ActivitySession) -> String {
     match &s.created_from_address {
         Some(address) if !address.is_empty() => format!("{who} from {address}"),
         _ => who,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nps_client::types::SessionStatus;
+
+    fn with(status: SessionStatus, description: Option<&str>) -> ActivitySession {
+        let mut s: ActivitySession = serde_json::from_value(serde_json::json!({
+            "id": "00000000-0000-4000-8000-000000000001",
+            "activityId": "00000000-0000-0000-0000-000000000000",
+            "allowSessionExtension": true,
+            "createdBy": "dd6f16b3-9dd4-4a53-bba6-69ead866a196",
+            "createdByUserName": "admin",
+            "createdDateTimeUtc": "2026-11-29T22:51:07.420046Z",
+            "createdFromAddress": "127.0.0.1",
+            "locked": false,
+            "modifiedDateTimeUtc": "2026-11-29T22:51:07.737138Z",
+            "nodeId": "f9e160bc-52f3-4c28-8bcf-41687e0feafb",
+            "scheduledStartDateTimeUtc": "2026-11-29T22:51:07.420046Z",
+            "sessionExtensionCount": 0,
+            "sessionExtensionMinutes": 0,
+            "status": "Active",
+        }))
+        .unwrap_or_else(|e| panic!("a minimal session: {e}"));
+        s.status = status;
+        s.status_description = description.map(str::to_string);
+        s
+    }
+
+    #[test]
+    fn a_description_does_not_repeat_the_status() {
+        let failed = with(
+            SessionStatus::Failed,
+            Some("Failed: an end action could not finish"),
+        );
+        assert_eq!(description(&failed), Some("an end action could not finish"));
+        assert_eq!(
+            description(&with(SessionStatus::Failed, Some("Failed"))),
+            None
+        );
+        assert_eq!(description(&with(SessionStatus::Failed, None)), None);
+        let ending = with(SessionStatus::Cancelling, Some("running end action 1 of 2"));
+        assert_eq!(description(&ending), Some("running end action 1 of 2"));
     }
 }

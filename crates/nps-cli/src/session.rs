@@ -113,7 +113,7 @@ pub async fn run(command: SessionCommand, nps: &Client, out: Output) -> Result<(
             console::print(&output::log(out, &page))?;
             let shown = page.lines.len() as i32;
             let first = args.skip.unwrap_or(0);
-            if out == Output::Table && first + shown < page.total_count {
+            if out == Output::Table && shown > 0 && first + shown < page.total_count {
                 console::note(&format!(
                     "Lines {}-{} of {}: --skip {} shows the next ones.",
                     first + 1,

@@ -43,7 +43,10 @@ impl Connection {
             )));
         }
         Ok(Connection {
-            base_url: trimmed.to_string(),
+            // As the URL parser writes it (scheme and host in lower case, no
+            // default port), so that one server has one spelling, under
+            // which `nps` keeps its token.
+            base_url: parsed.as_str().trim_end_matches('/').to_string(),
             tls: TlsOptions::default(),
             timeout: DEFAULT_TIMEOUT,
         })
@@ -130,6 +133,20 @@ mod tests {
     fn the_base_url_loses_its_trailing_slash() {
         let c = Connection::new("https://nps.example.com:6500/").unwrap();
         assert_eq!(c.base_url(), "https://nps.example.com:6500");
+    }
+
+    #[test]
+    fn one_server_has_one_spelling() {
+        for spelling in [
+            "HTTPS://NPS.Example.com:6500",
+            "https://nps.example.com:6500/",
+            " https://nps.example.com:6500 ",
+        ] {
+            let c = Connection::new(spelling).unwrap();
+            assert_eq!(c.base_url(), "https://nps.example.com:6500", "{spelling}");
+        }
+        let c = Connection::new("https://nps.example.com:443/nps/").unwrap();
+        assert_eq!(c.base_url(), "https://nps.example.com/nps");
     }
 
     #[test]
