@@ -321,10 +321,11 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     tokio::spawn(async move {
         if let Ok(again) = stop_signal().await {
             warn!(impatient, "stopping at once"; "signal" => again);
-            lifecycle::actions::kill_running();
             // The log is written by a thread of its own: give it the time to
-            // write the line above before the process ends.
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            // write the line above before the process ends (and nothing
+            // else, or the graceful stop could end first and exit 0).
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            lifecycle::actions::kill_running();
             std::process::exit(1);
         }
     });

@@ -1498,3 +1498,38 @@ async fn sigterm_lets_a_short_action_finish_and_kills_a_long_one_which_runs_agai
     let slow_log = nps.log(slow).await;
     assert!(!contains(&slow_log, "failed"), "{slow_log:#?}");
 }
+
+/// A second signal while the server stops: it exits 1 at once, kills what
+/// the running action started, and its log says so (the line used to be
+/// lost: the process ended before the logger's thread wrote it).
+#[tokio::test]
+async fn a_second_signal_stops_at_once_and_the_log_says_so() {
+    let scratch = Scratch::new();
+    let pids = scratch.file("pids");
+    let mut nps = Nps::start(&format!(
+        "[actions]\nmax_attempts = 1\n\n[[actions.end]]\n{}",
+        sh(r#"sleep 60 & echo "$!" > "$1"; wait"#, &[&pids])
+    ))
+    .await;
+    let id = nps.create(ActivitySessionRequest::default()).await.id;
+    nps.api.delete_async(&id).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the end action to begin",
+        || async { (!lines(&pids).is_empty()).then_some(()) },
+    )
+    .await;
+    let pid = nps.server.pid().expect("running").to_string();
+    let first = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(first.success());
+    // Well within the 5 s the first signal gives the action.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = nps.server.terminate(Duration::from_secs(3));
+    let log = nps.server.log();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{status:?}\n{log}");
+    assert!(log.contains("stopping at once"), "{log}");
+    assert!(
+        !running(&lines(&pids)[0]),
+        "the action's process outlived the server"
+    );
+}
