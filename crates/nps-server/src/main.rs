@@ -245,7 +245,8 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         };
         anyhow::anyhow!("cannot listen on {}: {e}{hint}", cli.bind)
     })?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cli.database)?);
+    let sqlite = Arc::new(SqliteStore::open(&cli.database)?);
+    let store: Arc<dyn Store> = sqlite.clone();
     if crate::store::sqlite::readable_by_others(&cli.database) {
         warn!(log, "the database file can be read by other users of this machine, and it holds \
                     password hashes and TOTP secrets: make it private with chmod 600 (and its \
@@ -341,6 +342,10 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         Ok(Err(e)) => warn!(log, "the HTTP server did not stop cleanly"; "error" => e),
         Err(_) => warn!(log, "requests still in progress after the grace period are cut off";
             "grace_secs" => STOP_GRACE.as_secs()),
+    }
+    if let Err(e) = sqlite.checkpoint_at_stop(&cli.database) {
+        warn!(log, "the WAL was not copied into the database file; it is read at the next start";
+            "error" => %e, "database" => %cli.database.display());
     }
     info!(log, "nps-server stopped"; "signal" => signal);
     say("nps-server stopped");

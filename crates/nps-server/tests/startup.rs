@@ -624,3 +624,26 @@ fn a_file_that_is_not_a_database_is_named_with_what_to_do() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// After a clean stop the database file alone holds everything, so a copy
+/// of it is a whole backup: here a user added by `user add` beside the
+/// running server, whose write went to the WAL.
+#[test]
+fn a_clean_stop_leaves_everything_in_the_database_file() {
+    let mut server = TestServer::start();
+    server.add_user("bob", "user");
+    let status = server.terminate(std::time::Duration::from_secs(15));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", server.log());
+    let copy = temp_dir("backup").join("nps.db");
+    std::fs::copy(server.database(), &copy).unwrap();
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let logins: Vec<String> = conn
+        .prepare("SELECT login FROM users ORDER BY login")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(logins.contains(&"bob".to_string()), "{logins:?}");
+    let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+}

@@ -308,6 +308,22 @@ fn insert_user(c: &Connection, user: NewUser) -> StoreResult<User> {
 }
 
 impl SqliteStore {
+    /// At a clean stop, once nothing writes any more: copies the WAL into
+    /// the database file at `path` and empties it, so that the file alone
+    /// holds everything (a copy of it taken after the stop is whole). What
+    /// this cannot copy stays in the WAL, durable, and is read at the next
+    /// start.
+    pub fn checkpoint_at_stop(&self, path: &Path) -> anyhow::Result<()> {
+        self.readers.release_all();
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))?;
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            anyhow::bail!("another connection was still using the database");
+        }
+        Ok(())
+    }
+
     /// Takes the file's lock (one server per file, see owner.rs), opens
     /// (creating and migrating when needed) the database at `path`, applies
     /// the end requests it journalled and starts its writer.
