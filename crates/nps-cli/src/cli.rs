@@ -107,6 +107,7 @@ pub enum SessionCommand {
         /// The session's id
         id: Uuid,
         /// How many minutes to add
+        #[arg(allow_negative_numbers = true)]
         minutes: i32,
     },
     /// End a session as soon as possible (DeleteAsync)
@@ -170,10 +171,10 @@ pub struct ListArgs {
     #[arg(long)]
     pub target_user_id: Option<Uuid>,
     /// Skip this many sessions
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub skip: Option<i32>,
     /// Show at most this many sessions [server default: 100, at most 1000]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub take: Option<i32>,
 }
 
@@ -230,10 +231,10 @@ pub struct LogArgs {
     #[arg(long)]
     pub newest_first: bool,
     /// Skip this many lines
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub skip: Option<i32>,
     /// Show at most this many lines [server default: 100, at most 1000]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub take: Option<i32>,
 }
 

@@ -2,10 +2,12 @@
 //! directory (`$XDG_CONFIG_HOME/nps` or `~/.config/nps` on Linux,
 //! `~/Library/Application Support/nps` on macOS, `%APPDATA%\nps` on Windows;
 //! `--config-dir` or `NPS_CONFIG_DIR` to choose another), readable by its
-//! owner only (mode 0600, in a 0700 directory).
+//! owner only (mode 0600; the directory, when `nps` creates it, 0700). A
+//! file that others can read is warned about at each command.
 //!
 //! A token is kept per server URL and only ever sent to the server that
-//! issued it: `--url` naming another server needs its own `nps login`.
+//! issued it: `--url` naming another server needs its own `nps login`
+//! (and `NPS_TOKEN` needs `--url` or `NPS_URL`, see main.rs).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -68,13 +70,16 @@ impl Store {
     pub fn load(&self) -> Result<Credentials, Failure> {
         let path = self.path();
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::new(
-                    Kind::Other,
-                    format!("{} is not a credentials file: {e}", path.display()),
-                )
-                .with_hint("delete it and run `nps login` again")
-            }),
+            Ok(bytes) => {
+                warn_if_readable_by_others(&path);
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    Failure::new(
+                        Kind::Other,
+                        format!("{} is not a credentials file: {e}", path.display()),
+                    )
+                    .with_hint("delete it and run `nps login` again")
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Credentials::default()),
             Err(e) => Err(Failure::new(
                 Kind::Other,
@@ -104,6 +109,24 @@ impl Store {
             .map_err(|e| fail(&format!("replace {}", path.display()), e))?;
         Ok(path)
     }
+}
+
+/// Tokens sign in as their user: a file others can read (copied in, or
+/// from another tool) is said once per command; `nps login` rewrites it 0600.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            crate::console::note(&format!(
+                "warning: {} can be read by other users of this machine, and it holds \
+                 sign-in tokens: make it private with chmod 600",
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -56,7 +56,26 @@ use cli::{Cli, Command, Global};
 use credentials::{Credentials, Store};
 use failure::{Failure, Kind};
 
+/// The variables clap reads for flags. Set but empty (`NPS_URL=` in a
+/// script), clap took them as the flag given with no value ("a value is
+/// required for '--config-dir'", a flag nobody typed): empty is unset,
+/// as for NPS_TOKEN and NPS_PASSWORD.
+const FLAG_VARIABLES: [&str; 6] = [
+    "NPS_URL",
+    "NPS_OUTPUT",
+    "NPS_CA_CERT",
+    "NPS_CONFIG_DIR",
+    "NPS_LOGIN",
+    "NPS_MFA_CODE",
+];
+
 fn main() -> ExitCode {
+    for name in FLAG_VARIABLES {
+        if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
+            // Single-threaded still: nothing else reads the environment.
+            std::env::remove_var(name);
+        }
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -272,3 +272,39 @@ fn an_unreadable_ca_certificate_is_a_usage_error_naming_the_file() {
         .expect_code(2);
     assert!(run.stderr.contains("no-such-ca.pem"), "{run:#?}");
 }
+
+#[test]
+fn a_credentials_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let file = nps.config_dir.join("credentials.json");
+    let quiet = nps.run(&["session", "list"]).expect_code(0);
+    assert!(!quiet.stderr.contains("warning"), "{quiet:#?}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = nps.run(&["session", "list"]).expect_code(0);
+    assert!(
+        run.stderr.contains("can be read by other users") && run.stderr.contains("chmod 600"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn variables_set_but_empty_are_unset() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let mut cmd = nps.command(&["session", "list"]);
+    for name in [
+        "NPS_URL",
+        "NPS_OUTPUT",
+        "NPS_CA_CERT",
+        "NPS_LOGIN",
+        "NPS_MFA_CODE",
+    ] {
+        cmd.env(name, "");
+    }
+    let run = Nps::run_command(cmd).expect_code(0);
+    assert!(!run.stderr.contains("error"), "{run:#?}");
+}

@@ -503,3 +503,20 @@ fn on_a_terminal_end_wait_shows_a_spinner_with_the_state_and_clears_it() {
 }
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+#[test]
+fn negative_numbers_reach_the_server_which_says_what_is_allowed() {
+    let server = server();
+    let nps = Nps::new(&server);
+    nps.login().expect_code(0);
+    let id = nps.create("Patch web01");
+    for args in [
+        vec!["session", "list", "--skip", "-1"],
+        vec!["session", "log", &id, "--take", "-5"],
+        vec!["session", "extend", &id, "-5"],
+    ] {
+        let run = nps.run(&args).expect_code(3);
+        assert!(run.stderr.contains("(HTTP 400)"), "{args:?}: {run:#?}");
+        assert!(!run.stderr.contains("unexpected argument"), "{run:#?}");
+    }
+}
