@@ -42,7 +42,7 @@ struct Cli {
     /// Address to listen on: IP:PORT, such as 127.0.0.1:6500, 0.0.0.0:6500
     /// or [::]:6500 (an IP address, not a host name).
     #[arg(long, env = "NPS_BIND", default_value = "127.0.0.1:6500")]
-    bind: SocketAddr,
+    bind: String,
 
     /// The SQLite database file: created when missing; the server (not
     /// `user add`) migrates one written by an earlier version when it starts.
@@ -164,7 +164,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--bind`, read when the server starts (not by `user add`, which does
+/// not listen), naming both places it may come from.
+fn bind_address(text: &str) -> anyhow::Result<SocketAddr> {
+    text.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--bind (or NPS_BIND) `{text}` is not IP:PORT: give an IP address and a port, \
+             such as 127.0.0.1:6500, 0.0.0.0:6500 or [::]:6500 (not a host name)"
+        )
+    })
+}
+
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let bind = bind_address(&cli.bind)?;
     let config = match &cli.config {
         Some(path) => Config::load(path).map_err(anyhow::Error::msg)?,
         None => Config::default(),
@@ -173,11 +185,11 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(ConfigTls::Dynamic(tls::load(cert, key)?)),
         _ => None,
     };
-    if tls.is_none() && !cli.bind.ip().is_loopback() && !cli.allow_insecure_bind {
+    if tls.is_none() && !bind.ip().is_loopback() && !cli.allow_insecure_bind {
         anyhow::bail!(
             "refusing to listen on {} without TLS: bearer tokens would cross the network in clear. \
              Give --tls-cert and --tls-key, or --allow-insecure-bind if a TLS proxy sits in front.",
-            cli.bind
+            bind
         );
     }
 
@@ -222,15 +234,11 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         slog::Drain::ignore_res(slog::LevelFilter::new(log, slog_level)),
         slog::o!(),
     );
-    if tls.is_none() && !cli.bind.ip().is_loopback() {
-        warn!(log, "listening without TLS on a non-loopback address: tokens cross the network in clear";
-            "bind" => %cli.bind);
-    }
 
     // Whatever keeps the server from listening is said now, before the
     // database is created and the first Admin's password printed (and lost
     // with a start that fails after it).
-    std::net::TcpListener::bind(cli.bind).map_err(|e| {
+    std::net::TcpListener::bind(bind).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
                 ": another process listens there; stop it, or choose another address with --bind"
@@ -243,8 +251,12 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
             }
             _ => "",
         };
-        anyhow::anyhow!("cannot listen on {}: {e}{hint}", cli.bind)
+        anyhow::anyhow!("cannot listen on {}: {e}{hint}", bind)
     })?;
+    if tls.is_none() && !bind.ip().is_loopback() {
+        warn!(log, "listening without TLS on a non-loopback address: tokens cross the network in clear";
+            "bind" => %bind);
+    }
     let sqlite = Arc::new(SqliteStore::open(&cli.database)?);
     let store: Arc<dyn Store> = sqlite.clone();
     if crate::store::sqlite::readable_by_others(&cli.database) {
@@ -287,7 +299,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let api = nps_api::nps_api_mod::api_description::<http::NpsServerImpl>()
         .map_err(|e| anyhow::anyhow!("the API description is invalid: {e}"))?;
     let dropshot_config = ConfigDropshot {
-        bind_address: cli.bind,
+        bind_address: bind,
         default_request_body_max_bytes: config.request_body_max_bytes,
         ..ConfigDropshot::default()
     };
@@ -296,7 +308,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         .config(dropshot_config)
         .tls(tls)
         .start()
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.bind))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", bind))?;
     let addr = server.local_addr();
     let url = format!("{}://{addr}", if using_tls { "https" } else { "http" });
 

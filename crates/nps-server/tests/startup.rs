@@ -647,3 +647,35 @@ fn a_clean_stop_leaves_everything_in_the_database_file() {
     assert!(logins.contains(&"bob".to_string()), "{logins:?}");
     let _ = std::fs::remove_dir_all(copy.parent().unwrap());
 }
+
+/// A host name where an address is wanted: said with both places it may
+/// come from, before anything is created; `user add`, which does not
+/// listen, does not care.
+#[test]
+fn a_bind_that_is_not_ip_and_port_says_so_and_user_add_ignores_it() {
+    let (status, stderr, created) = failed_start(&["--bind", "localhost:6500"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--bind (or NPS_BIND) `localhost:6500` is not IP:PORT"),
+        "{stderr}"
+    );
+    assert!(!created);
+
+    let dir = temp_dir("bind-user-add");
+    let out = Command::new(server_binary())
+        .args([
+            "user",
+            "add",
+            "--role",
+            "user",
+            "--login",
+            "erin",
+            "--database",
+        ])
+        .arg(dir.join("nps.db"))
+        .env("NPS_BIND", "garbage")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
