@@ -26,7 +26,8 @@ pub fn load(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
         pem::Error::NoItemsFound => anyhow::anyhow!(
             "{} holds no private key this server can use: --tls-key takes an unencrypted PEM \
-             key (PKCS#8, PKCS#1 or SEC1); decrypt one with `openssl pkey -in KEY -out PLAIN`",
+             key (PKCS#8, PKCS#1 or SEC1); `openssl pkey -in KEY -out PLAIN.pem` writes one \
+             from an encrypted PEM key, or from a DER one with `-inform DER`",
             key.display()
         ),
         e => anyhow::anyhow!("cannot read the key {}: {}", key.display(), why(e)),
@@ -50,6 +51,11 @@ pub fn load(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
 fn why(e: pem::Error) -> String {
     match e {
         pem::Error::Io(e) => e.to_string(),
+        // Its Display writes the marker as a list of byte values.
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "not a whole PEM file: `-----END {}-----` is missing (a truncated copy?)",
+            String::from_utf8_lossy(&end_marker)
+        ),
         e => format!("not a PEM file ({e})"),
     }
 }
@@ -70,5 +76,19 @@ mod tests {
             e.contains("/nonexistent/cert.pem") && e.contains("No such file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_truncated_certificate_names_the_missing_end_line() {
+        let dir = std::env::temp_dir().join(format!("nps-tls-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = dir.join("cert.pem");
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n").unwrap();
+        let e = load(&cert, &dir.join("key.pem")).unwrap_err().to_string();
+        assert!(
+            e.contains("`-----END CERTIFICATE-----` is missing") && !e.contains("[45, 45"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
