@@ -7,6 +7,22 @@ use std::process::{Command, Stdio};
 
 use nps_testkit::{server_binary, sign_in, Credentials, ServerOptions, TestServer};
 
+/// `nps-server user add --role user --login LOGIN --database DATABASE`.
+fn user_add(login: &str, database: &std::path::Path) -> Command {
+    let mut cmd = Command::new(server_binary());
+    cmd.args([
+        "user",
+        "add",
+        "--role",
+        "user",
+        "--login",
+        login,
+        "--database",
+    ])
+    .arg(database);
+    cmd
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nps-startup-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -426,17 +442,7 @@ fn bootstrap_variables_are_checked_and_a_given_secret_is_not_printed() {
     }
 
     let dir = temp_dir("user-add-refused");
-    let out = Command::new(server_binary())
-        .args([
-            "user",
-            "add",
-            "--role",
-            "user",
-            "--login",
-            "bob\nINFO forged",
-            "--database",
-        ])
-        .arg(dir.join("nps.db"))
+    let out = user_add("bob\nINFO forged", &dir.join("nps.db"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -451,14 +457,7 @@ fn bootstrap_variables_are_checked_and_a_given_secret_is_not_printed() {
 #[test]
 fn user_add_says_when_it_created_the_database() {
     let dir = temp_dir("user-add-new");
-    let add = |database: &std::path::Path| {
-        Command::new(server_binary())
-            .args(["user", "add", "--role", "user", "--login", "carol"])
-            .arg("--database")
-            .arg(database)
-            .output()
-            .unwrap()
-    };
+    let add = |database: &std::path::Path| user_add("carol", database).output().unwrap();
     let stdout = |out: std::process::Output| {
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -498,17 +497,7 @@ fn credentials_that_cannot_be_shown_create_no_user() {
     };
 
     let add = |stdout: Stdio| {
-        Command::new(server_binary())
-            .args([
-                "user",
-                "add",
-                "--role",
-                "user",
-                "--login",
-                "dave",
-                "--database",
-            ])
-            .arg(&db)
+        user_add("dave", &db)
             .stdout(stdout)
             .stderr(Stdio::piped())
             .output()
@@ -662,17 +651,7 @@ fn a_bind_that_is_not_ip_and_port_says_so_and_user_add_ignores_it() {
     assert!(!created);
 
     let dir = temp_dir("bind-user-add");
-    let out = Command::new(server_binary())
-        .args([
-            "user",
-            "add",
-            "--role",
-            "user",
-            "--login",
-            "erin",
-            "--database",
-        ])
-        .arg(dir.join("nps.db"))
+    let out = user_add("erin", &dir.join("nps.db"))
         .env("NPS_BIND", "garbage")
         .output()
         .unwrap();
