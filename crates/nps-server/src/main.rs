@@ -275,6 +275,11 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
             "log_file" => %path.display());
     }
     bootstrap::first_admin(store.as_ref()).await?;
+    if store.admin_count().await? == 0 {
+        warn!(log, "no user has the Admin role: nobody can list sessions or read other users' \
+                    sessions; add one with `nps-server user add --role admin --login NAME`";
+            "database" => %cli.database.display());
+    }
     let node_id = store.node_id().await?;
 
     let engine = lifecycle::Engine::new(Arc::clone(&store), config.actions.clone(), log.clone());

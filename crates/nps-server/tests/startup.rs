@@ -658,3 +658,33 @@ fn a_bind_that_is_not_ip_and_port_says_so_and_user_add_ignores_it() {
     assert!(out.status.success(), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A database with only User accounts (`user add --role user` on a new
+/// file): the server starts, and says that nobody can administer it.
+#[test]
+fn a_server_without_an_admin_says_so() {
+    let dir = temp_dir("no-admin");
+    let db = dir.join("nps.db");
+    assert!(user_add("frank", &db).output().unwrap().status.success());
+    let mut child = Command::new(server_binary())
+        .args(["--bind", "127.0.0.1:0", "--database"])
+        .arg(&db)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("nps-server listening on "));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(listening, "{stderr}");
+    assert!(
+        stderr.contains("no user has the Admin role") && stderr.contains("--role admin"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

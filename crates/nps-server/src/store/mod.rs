@@ -226,6 +226,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Users and tokens.
     async fn user_count(&self) -> StoreResult<u64>;
+    /// Users of the Admin role.
+    async fn admin_count(&self) -> StoreResult<u64>;
     async fn add_user(&self, user: NewUser) -> StoreResult<User>;
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;

@@ -862,6 +862,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn admin_count(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM users WHERE role = ?1",
+                params![Role::Admin.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(map_err)
+        })
+        .await
+    }
+
     async fn add_user(&self, user: NewUser) -> StoreResult<User> {
         self.write(move |c| insert_user(c, user)).await
     }
