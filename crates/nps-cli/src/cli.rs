@@ -54,6 +54,18 @@ pub struct Global {
     /// Where `nps login` saves tokens [default: the user's config directory]
     #[arg(long, env = "NPS_CONFIG_DIR", value_name = "DIR", global = true)]
     pub config_dir: Option<PathBuf>,
+
+    /// Seconds to wait for each answer of the server (connecting included);
+    /// past it the request may or may not have been carried out (exit 8)
+    #[arg(
+        long,
+        env = "NPS_REQUEST_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        global = true
+    )]
+    pub request_timeout: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

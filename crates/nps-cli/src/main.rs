@@ -60,8 +60,9 @@ use failure::{Failure, Kind};
 /// script), clap took them as the flag given with no value ("a value is
 /// required for '--config-dir'", a flag nobody typed): empty is unset,
 /// as for NPS_TOKEN and NPS_PASSWORD.
-const FLAG_VARIABLES: [&str; 6] = [
+const FLAG_VARIABLES: [&str; 7] = [
     "NPS_URL",
+    "NPS_REQUEST_TIMEOUT",
     "NPS_OUTPUT",
     "NPS_CA_CERT",
     "NPS_CONFIG_DIR",
@@ -115,7 +116,8 @@ fn connect(global: &Global, credentials: &Credentials) -> Result<Connection, Fai
         .as_deref()
         .or(credentials.last_url.as_deref())
         .unwrap_or(DEFAULT_URL);
-    let mut connection = Connection::new(url)?;
+    let mut connection =
+        Connection::new(url)?.with_timeout(std::time::Duration::from_secs(global.request_timeout));
     if let Some(ca) = &global.ca_cert {
         connection = connection.with_ca_certificate_file(ca)?;
     }

@@ -119,6 +119,23 @@ fn a_request_sent_but_not_answered_is_exit_8_and_not_called_unreachable() {
     );
     assert!(!run.stderr.contains("could not reach"), "{run:#?}");
 
+    // No answer within --request-timeout: the same, after that long.
+    let silent = FakeServer::silent();
+    let started = std::time::Instant::now();
+    let mut cmd = nps.command(&["session", "end", ID, "--request-timeout", "1"]);
+    cmd.args(["--url", &silent.url])
+        .env("NPS_TOKEN", "any token");
+    let run = Nps::run_command(cmd).expect_code(8);
+    assert!(
+        run.stderr
+            .contains("no complete answer came from the server"),
+        "{run:#?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{run:#?}"
+    );
+
     // An answer cut off after its head: the same.
     let cut = FakeServer::raw(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"id\":"

@@ -52,7 +52,8 @@ program = "/bin/true"
 "#;
 
 /// Environment variables of `nps` that must not leak in from the test's own.
-const NPS_ENV: [&str; 9] = [
+const NPS_ENV: [&str; 10] = [
+    "NPS_REQUEST_TIMEOUT",
     "NPS_URL",
     "NPS_OUTPUT",
     "NPS_CA_CERT",
@@ -347,6 +348,27 @@ impl FakeServer {
              connection: close\r\n\r\n{body}",
             body.len()
         ))
+    }
+
+    /// A server that reads each request's head and never answers, holding
+    /// the connection open.
+    pub fn silent() -> FakeServer {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                held.push(client);
+            }
+        });
+        FakeServer { url }
     }
 
     /// A server that reads each request's head, writes `answer` as it is
