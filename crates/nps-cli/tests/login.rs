@@ -302,6 +302,7 @@ fn variables_set_but_empty_are_unset() {
         "NPS_CA_CERT",
         "NPS_LOGIN",
         "NPS_MFA_CODE",
+        "NPS_REQUEST_TIMEOUT",
     ] {
         cmd.env(name, "");
     }
