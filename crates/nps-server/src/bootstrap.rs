@@ -162,12 +162,6 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
     let secret = new_totp_secret();
     let hash = hash_off_thread(&password).await?;
     let new_file = !database.exists();
-    print_credentials(
-        &format!("Added {} user:", role.as_str()),
-        login,
-        Some(&password),
-        Some(&secret),
-    )?;
     // Not `SqliteStore::open`: the server may be running on this file, and
     // its journal and sessions are its own to apply.
     sqlite::add_user_alongside(
@@ -178,8 +172,17 @@ pub async fn add_user_command(database: &Path, login: &str, role: Role) -> anyho
             password_hash: hash,
             totp_secret: secret.clone(),
         },
+        // Inside the INSERT's transaction: shown, or not added.
+        || {
+            print_credentials(
+                &format!("Added {} user:", role.as_str()),
+                login,
+                Some(&password),
+                Some(&secret),
+            )
+        },
     )
-    .map_err(|e| anyhow::anyhow!("cannot add {login} (the credentials above are void): {e}"))?;
+    .map_err(|e| anyhow::anyhow!("cannot add {login}: {e}"))?;
     if new_file {
         // A mistyped --database (or a relative one from another directory)
         // would otherwise go unnoticed until the user cannot sign in.

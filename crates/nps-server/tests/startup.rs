@@ -478,6 +478,11 @@ fn user_add_says_when_it_created_the_database() {
         stderr.contains("a user with login carol exists") && !stderr.contains("UNIQUE"),
         "{stderr}"
     );
+    // Nothing printed for a user that was not added.
+    assert!(
+        !String::from_utf8_lossy(&again.stdout).contains("password:"),
+        "{again:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

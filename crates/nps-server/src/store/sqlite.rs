@@ -249,7 +249,13 @@ fn open_file(path: &Path, _owner: &owner::Owner) -> anyhow::Result<Connection> {
 /// It creates a new file when no server holds it, but never migrates an
 /// existing one: a server of an earlier version, which took no lock, may be
 /// running on it, so that is left to this version's server when it starts.
-pub fn add_user_alongside(path: &Path, user: NewUser) -> anyhow::Result<User> {
+/// `show` runs inside its transaction, once the user is inserted: when it
+/// fails (the credentials could not be shown), the user is not added.
+pub fn add_user_alongside(
+    path: &Path,
+    user: NewUser,
+    show: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<User> {
     create_parent(path)?;
     let owner = owner::try_own(path)?;
     let conn = connect(path)?;
@@ -259,7 +265,7 @@ pub fn add_user_alongside(path: &Path, user: NewUser) -> anyhow::Result<User> {
         match owner {
             Some(owner) if empty == 0 => {
                 let conn = open_file(path, &owner)?;
-                return Ok(in_transaction(&conn, || insert_user(&conn, user))?);
+                return insert_and_show(&conn, user, show);
             }
             Some(_) => anyhow::bail!(
                 "{} was written by an earlier nps-server: start this version's \
@@ -275,7 +281,28 @@ pub fn add_user_alongside(path: &Path, user: NewUser) -> anyhow::Result<User> {
             ),
         }
     }
-    Ok(in_transaction(&conn, || insert_user(&conn, user))?)
+    insert_and_show(&conn, user, show)
+}
+
+fn insert_and_show(
+    conn: &Connection,
+    user: NewUser,
+    show: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<User> {
+    let mut not_shown = None;
+    let added = in_transaction(conn, || {
+        let added = insert_user(conn, user)?;
+        show().map_err(|e| {
+            let message = e.to_string();
+            not_shown = Some(e);
+            StoreError::Internal(message)
+        })?;
+        Ok(added)
+    });
+    match not_shown {
+        Some(e) => Err(e),
+        None => Ok(added?),
+    }
 }
 
 /// The one INSERT of a user, for the writer and [`add_user_alongside`].

@@ -997,7 +997,7 @@ mod tests {
         let alice = user();
         let id = journalled_end(&store, &alice).await;
         // `nps-server user add` while the server runs.
-        super::super::add_user_alongside(&db.path(), new_user("bob")).unwrap();
+        super::super::add_user_alongside(&db.path(), new_user("bob"), || Ok(())).unwrap();
         assert_eq!(db.journal_len(), 1, "the other process applied the journal");
         assert_eq!(db.stored_status(id), "Active");
         assert!(store.user_by_login("bob").await.unwrap().is_some());

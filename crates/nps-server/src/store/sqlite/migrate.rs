@@ -454,7 +454,8 @@ mod tests {
         };
         // With the lock held (a server of this version, or another user add).
         let holder = crate::store::sqlite::owner::own(&path).unwrap();
-        let err = crate::store::sqlite::add_user_alongside(&path, new_user("bob")).unwrap_err();
+        let err = crate::store::sqlite::add_user_alongside(&path, new_user("bob"), || Ok(()))
+            .unwrap_err();
         assert!(
             err.to_string().contains("restart it with this version"),
             "{err}"
@@ -463,13 +464,14 @@ mod tests {
         // With no lock held: a server of an earlier version, which took
         // none, may be running on it.
         drop(holder);
-        let err = crate::store::sqlite::add_user_alongside(&path, new_user("bob")).unwrap_err();
+        let err = crate::store::sqlite::add_user_alongside(&path, new_user("bob"), || Ok(()))
+            .unwrap_err();
         assert!(err.to_string().contains("start this version's"), "{err}");
         unchanged(&path);
 
         // Once this version's server opened it, `user add` adds the user.
         drop(SqliteStore::open(&path).unwrap());
-        crate::store::sqlite::add_user_alongside(&path, new_user("bob")).unwrap();
+        crate::store::sqlite::add_user_alongside(&path, new_user("bob"), || Ok(())).unwrap();
         assert_eq!(users(&path), 1);
     }
 
@@ -477,7 +479,7 @@ mod tests {
     async fn user_add_creates_a_new_file_itself() {
         let db = TempDb::new();
         let path = db.path();
-        crate::store::sqlite::add_user_alongside(&path, new_user("bob")).unwrap();
+        crate::store::sqlite::add_user_alongside(&path, new_user("bob"), || Ok(())).unwrap();
         let conn = Connection::open(&path).unwrap();
         assert!(is_current(&conn, SCHEMA).unwrap());
     }
