@@ -326,13 +326,14 @@ impl Sessions {
         id: Uuid,
         minutes: i32,
     ) -> Result<ActivitySession, Failure> {
+        // The session first: an unknown id is a 404 whatever the body says.
+        self.visible(caller, id).await?;
         let max = self.config.max_extension_minutes as i32;
         if !(1..=max).contains(&minutes) {
             return Err(Failure::BadRequest(format!(
                 "the body (minutes to extend by) must be between 1 and {max}, not {minutes}"
             )));
         }
-        self.visible(caller, id).await?;
         let stored = self
             .store
             .extend(

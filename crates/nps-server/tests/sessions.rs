@@ -510,6 +510,15 @@ async fn extend_honours_its_limits() {
             "{body}"
         );
     }
+    // An unknown session is a 404, whatever the minutes.
+    let unknown = format!("{url}/api/v1/ActivitySession/{}", uuid::Uuid::new_v4());
+    let response = admin
+        .post(format!("{unknown}/Extend"))
+        .json(&-1)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, &[404], "").await;
     assert_eq!(extend(5).await.status(), 200);
     let body = assert_problem(extend(5).await, &[400], "").await;
     assert!(
