@@ -1533,3 +1533,37 @@ async fn a_second_signal_stops_at_once_and_the_log_says_so() {
         "the action's process outlived the server"
     );
 }
+
+/// A session whose whole window passed while the server was down: at the
+/// next start it completes without granting access after its end (nor
+/// revoking what was never granted).
+#[tokio::test]
+async fn a_window_that_passed_while_the_server_was_down_grants_nothing() {
+    let _clock = CLOCK.read().await;
+    let scratch = Scratch::new();
+    let ran = scratch.file("ran");
+    let mut nps = Nps::start(&format!(
+        "[[actions.start]]\n{}\n[[actions.end]]\n{}",
+        sh(r#"echo start >> "$1""#, &[&ran]),
+        sh(r#"echo end >> "$1""#, &[&ran])
+    ))
+    .await;
+    let start = Utc::now() + chrono::Duration::seconds(2);
+    let session = nps
+        .create(ActivitySessionRequest {
+            start_date_time_utc: Some(start),
+            end_date_time_utc: Some(start + chrono::Duration::seconds(2)),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(session.status, SessionStatus::Pending);
+    nps.server.kill();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    nps.restart().await;
+
+    let ended = nps.wait_for(session.id, SessionStatus::Complete).await;
+    assert!(ended.actual_start_date_time_utc.is_none(), "{ended:?}");
+    assert!(lines(&ran).is_empty(), "actions ran: {:?}", lines(&ran));
+    nps.wait_for_log(session.id, "before the session started")
+        .await;
+}

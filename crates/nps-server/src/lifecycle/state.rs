@@ -202,6 +202,16 @@ pub fn transition(
             Some(Work::new(Phase::End, now, Some(Complete))),
             Some("Ending: scheduled end reached, revoking access".into()),
         )),
+        // Its whole window passed before it started (the server was down
+        // through it): nothing is granted after the end, nothing is owed.
+        (Event::EndDue, Pending) => Outcome::Apply(Change {
+            set_actual_end: true,
+            ..keep(
+                Complete,
+                None,
+                Some("Complete: its scheduled end came before it started; no action ran".into()),
+            )
+        }),
         (Event::EndDue, _) => Outcome::NoChange,
 
         (Event::ActionSucceeded { phase, index }, _) => match work {
@@ -288,6 +298,17 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc::now()
+    }
+
+    #[test]
+    fn a_pending_session_whose_end_came_first_completes_without_work() {
+        match transition(Pending, None, None, &Event::EndDue, now()) {
+            Outcome::Apply(c) => {
+                assert_eq!(c.status, Complete);
+                assert!(c.work.is_none() && c.set_actual_end && !c.set_actual_start);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1382,15 +1382,28 @@ impl Store for SqliteStore {
                 ..Promoted::default()
             };
             for (id, has_start_actions) in starts {
-                let applied = apply_event(
-                    c,
-                    id,
-                    &Event::StartDue { has_start_actions },
-                    &system,
-                    Some("scheduled start reached"),
-                    now,
-                )?;
-                promoted.started += applied.changed as usize;
+                // A window that passed whole while the server was down:
+                // it ends without granting anything after its end.
+                let window_passed = load_session(c, id)?
+                    .and_then(|s| s.session.scheduled_end_date_time_utc)
+                    .is_some_and(|end| end <= now);
+                let (event, message) = if window_passed {
+                    (
+                        Event::EndDue,
+                        "scheduled end reached before the session started: no action runs",
+                    )
+                } else {
+                    (
+                        Event::StartDue { has_start_actions },
+                        "scheduled start reached",
+                    )
+                };
+                let applied = apply_event(c, id, &event, &system, Some(message), now)?;
+                if window_passed {
+                    promoted.ending += applied.changed as usize;
+                } else {
+                    promoted.started += applied.changed as usize;
+                }
             }
             for id in ends {
                 // Chosen by a read before this transaction: an ExtendAsync
