@@ -1567,3 +1567,50 @@ async fn a_window_that_passed_while_the_server_was_down_grants_nothing() {
     nps.wait_for_log(session.id, "before the session started")
         .await;
 }
+
+/// A receiver that answers an error with an endless body: its first 2 KiB
+/// are logged, marked as cut, and no more is read (it used to be read
+/// whole into the server's memory).
+#[tokio::test]
+async fn a_webhook_error_body_is_read_only_as_far_as_it_is_logged() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = read_request(&mut stream).await;
+                let head = "HTTP/1.1 500 Oops\r\ncontent-length: 1000000000\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                // 64 MB at most, then the connection stays open.
+                for _ in 0..1024 {
+                    if stream.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    let nps = Nps::start(&format!(
+        "[actions]\nmax_attempts = 1\n\n\
+         [[actions.end]]\nkind = \"webhook\"\nurl = \"{url}/hook\"\ntimeout_secs = 20\n"
+    ))
+    .await;
+    let id = nps.create(ActivitySessionRequest::default()).await.id;
+    let ended = nps
+        .api
+        .end_session_and_wait(&id, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, SessionStatus::Failed);
+    let log = nps.log(id).await;
+    assert!(
+        contains(&log, "answered 500 Internal Server Error: xxxx")
+            || contains(&log, "answered 500 Oops: xxxx"),
+        "{log:#?}"
+    );
+    assert!(contains(&log, "[truncated]"), "{log:#?}");
+}

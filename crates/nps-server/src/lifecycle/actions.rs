@@ -375,10 +375,30 @@ async fn run_webhook(
     if status.is_success() {
         Ok(format!("{url} answered {status}"))
     } else {
-        let body = response.text().await.unwrap_or_default();
-        let body: String = body.chars().take(OUTPUT_LIMIT).collect();
-        Err(format!("{url} answered {status}: {}", body.trim()))
+        let (body, truncated) = capped_body(response).await;
+        let body = String::from_utf8_lossy(&body);
+        Err(format!(
+            "{url} answered {status}: {}{}",
+            body.trim(),
+            if truncated { " [truncated]" } else { "" }
+        ))
     }
+}
+
+/// The first [`OUTPUT_LIMIT`] bytes of an answer's body, read no further
+/// (a receiver answering an error with a huge body must not fill the
+/// server's memory), and whether there was more.
+async fn capped_body(mut response: reqwest::Response) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = OUTPUT_LIMIT - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return (body, true);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    (body, false)
 }
 
 #[cfg(test)]
