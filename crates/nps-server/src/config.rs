@@ -186,6 +186,10 @@ impl Arg {
     /// must not reach a program as literal text. So is a known name in
     /// another case (`{Login}`); other words with capitals stay text.
     pub fn parse(text: &str) -> Result<Arg, String> {
+        // No program can be given one: every run would fail to start.
+        if text.contains('\0') {
+            return Err("an argument cannot hold a NUL character".into());
+        }
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -539,10 +543,30 @@ fn convert(raw: Spanned<RawAction>) -> Result<Action, Problem> {
                         .into(),
                 });
             }
+            if let Some(arg) = raw.args.first() {
+                return Err(Problem {
+                    at: arg.span().start,
+                    message: "a webhook action has no args: it POSTs the session as JSON \
+                              (did you mean kind = \"command\"?)"
+                        .into(),
+                });
+            }
             let url = raw.url.ok_or_else(|| Problem {
                 at,
                 message: "a webhook action needs `url`".into(),
             })?;
+            // Placeholders are filled in a command's arguments only: in a
+            // URL one would be sent as literal text.
+            if let Some(open) = url.get_ref().find('{') {
+                if url.get_ref()[open..].contains('}') {
+                    return Err(Problem {
+                        at: url.span().start,
+                        message: "a webhook's url takes no placeholders ({...}): the \
+                                  session, with its id, is in the JSON body"
+                            .into(),
+                    });
+                }
+            }
             let parsed = reqwest::Url::parse(url.get_ref())
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())

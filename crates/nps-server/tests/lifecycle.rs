@@ -978,6 +978,18 @@ async fn an_invalid_configuration_stops_the_server_naming_the_file_line_and_prob
             "[sessions]\nallow_extension = true\nmax_length_minutes = 0\n",
             "3:22: sessions.max_length_minutes must be at least 1",
         ),
+        (
+            "[[actions.end]]\nkind = \"command\"\nprogram = \"/bin/echo\"\nargs = [\"a\\u0000b\"]\n",
+            "4:9: an argument cannot hold a NUL character",
+        ),
+        (
+            "[[actions.end]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nargs = [\"{session_id}\"]\n",
+            "4:9: a webhook action has no args",
+        ),
+        (
+            "[[actions.end]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook/{session_id}\"\n",
+            "3:7: a webhook's url takes no placeholders",
+        ),
     ];
     for (i, (toml, expected)) in cases.iter().enumerate() {
         let config = scratch.file(&format!("bad-{i}.toml"));

@@ -121,6 +121,12 @@ pub fn pipeline_finished(phase: Phase, actions: usize) -> (Event, String) {
             Event::StartFinished,
             format!("start pipeline finished: {actions} start action(s) succeeded"),
         ),
+        // With no end action, nothing was revoked here: say so, not
+        // "access revoked".
+        Phase::End if actions == 0 => (
+            Event::EndFinished,
+            "end pipeline finished: no end action is configured for this session".into(),
+        ),
         Phase::End => (
             Event::EndFinished,
             format!(
@@ -298,6 +304,14 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc::now()
+    }
+
+    #[test]
+    fn an_end_with_no_end_action_does_not_claim_a_revocation() {
+        let (_, none) = pipeline_finished(Phase::End, 0);
+        assert!(!none.contains("revoked"), "{none}");
+        let (_, two) = pipeline_finished(Phase::End, 2);
+        assert!(two.contains("revoked, 2 end action(s) succeeded"), "{two}");
     }
 
     #[test]
