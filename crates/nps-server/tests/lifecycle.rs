@@ -1626,3 +1626,33 @@ async fn a_webhook_error_body_is_read_only_as_far_as_it_is_logged() {
     );
     assert!(contains(&log, "[truncated]"), "{log:#?}");
 }
+
+/// Grants and revocations have workers of their own: with one worker, a
+/// grant that hangs does not hold up another session's revocation.
+#[tokio::test]
+async fn a_hung_grant_does_not_hold_up_another_sessions_revocation() {
+    let scratch = Scratch::new();
+    let began = scratch.file("began");
+    let nps = Nps::start(&format!(
+        "[actions]\nworkers = 1\n\n[[actions.activity.\"Grant\".start]]\n{}\n\
+         [[actions.activity.\"Plain\".end]]\nkind = \"command\"\nprogram = \"/bin/true\"\n",
+        sh(r#"echo begun >> "$1"; sleep 30"#, &[&began])
+    ))
+    .await;
+    let named = |name: &str| ActivitySessionRequest {
+        activity_name: Some(name.into()),
+        ..Default::default()
+    };
+    let grant = nps.create(named("Grant")).await.id;
+    eventually(Duration::from_secs(10), "the grant to begin", || async {
+        (!lines(&began).is_empty()).then_some(())
+    })
+    .await;
+    let plain = nps.create(named("Plain")).await.id;
+    nps.api.delete_async(&plain).await.unwrap();
+    // Within wait_for's 10 s, while the grant still has 20 s to go.
+    nps.wait_for(plain, SessionStatus::Cancelled).await;
+    assert_eq!(nps.get(grant).await.status, SessionStatus::Active);
+    nps.api.delete_async(&grant).await.unwrap();
+    nps.wait_for(grant, SessionStatus::Cancelled).await;
+}

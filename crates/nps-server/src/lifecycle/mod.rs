@@ -6,12 +6,14 @@
 //! memory: timers are derived from scheduled times and `work_due`, and on
 //! start-up every session with work (e.g. one left Cancelling by a crash) is
 //! picked up again. It is woken the moment a request commits work, so ending
-//! ASAP has no polling interval. At most `workers` pipelines run at once.
+//! ASAP has no polling interval. At most `workers` pipelines of start work
+//! and `workers` of end work run at once, in pools of their own: a grant
+//! that hangs never holds up a revocation.
 
 pub mod actions;
 pub mod state;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,12 +39,15 @@ pub struct Engine {
     /// Built once from `config`, handed to the store on every tick.
     no_end_actions: NoEndActions,
     notify: Notify,
-    in_flight: Mutex<HashSet<Uuid>>,
+    /// Sessions whose pipeline is dispatched, with the phase of the work
+    /// they were dispatched for (the pool they take a permit from).
+    in_flight: Mutex<HashMap<Uuid, Phase>>,
     /// Sessions whose pipeline runs now, each with the signal that an end
     /// was requested meanwhile: a start action still running is stopped
     /// then, so the end actions run at once rather than after it.
     ending: Mutex<HashMap<Uuid, Arc<Notify>>>,
-    permits: Arc<Semaphore>,
+    start_permits: Arc<Semaphore>,
+    end_permits: Arc<Semaphore>,
     http: reqwest::Client,
     log: Logger,
     /// Actions running right now (for the log).
@@ -61,9 +66,10 @@ impl Engine {
             config,
             no_end_actions: Arc::new(move |name| lists.lists_for(name).end.is_empty()),
             notify: Notify::new(),
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
             ending: Mutex::new(HashMap::new()),
-            permits: Arc::new(Semaphore::new(workers)),
+            start_permits: Arc::new(Semaphore::new(workers)),
+            end_permits: Arc::new(Semaphore::new(workers)),
             // A webhook answering a redirect has not taken the session:
             // following it would turn the POST into a GET elsewhere.
             http: reqwest::Client::builder()
@@ -192,25 +198,44 @@ impl Engine {
         }
 
         // Runnable work beyond what is dispatched now is picked up when a
-        // running pipeline finishes (it wakes the engine).
-        let busy = self.in_flight.lock().expect("in-flight set").len();
+        // running pipeline finishes (it wakes the engine). Ends and starts
+        // are counted apart, ends first: a flood of grants waiting for
+        // workers never keeps a revocation from being dispatched.
         let want = self.config.workers * 4;
-        if busy < want {
-            let ids = self.store.runnable(now, (busy + want) as u32).await?;
-            let mut started = 0;
-            for id in ids {
-                if started + busy >= want {
-                    break;
+        let busy = |phase: Phase| {
+            self.in_flight
+                .lock()
+                .expect("in-flight set")
+                .values()
+                .filter(|p| **p == phase)
+                .count()
+        };
+        let (busy_ends, busy_starts) = (busy(Phase::End), busy(Phase::Start));
+        if busy_ends < want || busy_starts < want {
+            let limit = busy_ends.max(busy_starts) + want;
+            let due = self.store.runnable(now, limit as u32).await?;
+            let (mut ends, mut starts) = (busy_ends, busy_starts);
+            for (id, phase) in due {
+                let count = match phase {
+                    Phase::End => &mut ends,
+                    Phase::Start => &mut starts,
+                };
+                if *count >= want {
+                    continue;
                 }
-                if self.in_flight.lock().expect("in-flight set").insert(id) {
-                    started += 1;
-                    let engine = Arc::clone(self);
-                    tokio::spawn(async move {
-                        engine.run_session(id).await;
-                        engine.in_flight.lock().expect("in-flight set").remove(&id);
-                        engine.wake();
-                    });
+                let mut in_flight = self.in_flight.lock().expect("in-flight set");
+                if in_flight.contains_key(&id) {
+                    continue;
                 }
+                in_flight.insert(id, phase);
+                drop(in_flight);
+                *count += 1;
+                let engine = Arc::clone(self);
+                tokio::spawn(async move {
+                    engine.run_session(id, phase).await;
+                    engine.in_flight.lock().expect("in-flight set").remove(&id);
+                    engine.wake();
+                });
             }
         }
         if promoted.more || more_ends {
@@ -227,8 +252,12 @@ impl Engine {
     }
 
     /// Runs a session's pending work as far as it can go now.
-    async fn run_session(self: &Arc<Self>, id: Uuid) {
-        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
+    async fn run_session(self: &Arc<Self>, id: Uuid, phase: Phase) {
+        let pool = match phase {
+            Phase::Start => &self.start_permits,
+            Phase::End => &self.end_permits,
+        };
+        let Ok(_permit) = Arc::clone(pool).acquire_owned().await else {
             return;
         };
         // Before the session is read: an end requested from now on is seen.

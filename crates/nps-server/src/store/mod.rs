@@ -303,8 +303,14 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         has_start_actions: &(dyn for<'a> Fn(Option<&'a str>) -> bool + Send + Sync),
     ) -> StoreResult<Promoted>;
-    /// Sessions with work due at `now`, oldest due first.
-    async fn runnable(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Uuid>>;
+    /// Sessions with work due at `now` and the phase of that work: ends
+    /// first (a revocation never waits behind grants), each oldest due
+    /// first; at most `limit` of each phase.
+    async fn runnable(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, crate::lifecycle::state::Phase)>>;
     /// The earliest future time something becomes due (a scheduled start, a
     /// scheduled end, a retry), if any.
     async fn next_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;

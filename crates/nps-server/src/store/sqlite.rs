@@ -1430,18 +1430,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn runnable(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Uuid>> {
+    async fn runnable(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(Uuid, Phase)>> {
         let now_us = to_micros(now);
         self.read_sessions(move |c| {
-            c.prepare_cached(
-                "SELECT id FROM sessions WHERE work_phase IS NOT NULL AND work_due <= ?1 \
-                 ORDER BY work_due LIMIT ?2",
-            )
-            .map_err(map_err)?
-            .query_map(params![now_us, limit], |r| uuid_col(r, 0))
-            .map_err(map_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(map_err)
+            let mut due = Vec::new();
+            for phase in [Phase::End, Phase::Start] {
+                let ids = c
+                    .prepare_cached(
+                        "SELECT id FROM sessions WHERE work_phase IS NOT NULL AND work_due <= ?1 \
+                         AND work_phase = ?2 ORDER BY work_due LIMIT ?3",
+                    )
+                    .map_err(map_err)?
+                    .query_map(params![now_us, phase.as_str(), limit], |r| uuid_col(r, 0))
+                    .map_err(map_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(map_err)?;
+                due.extend(ids.into_iter().map(|id| (id, phase)));
+            }
+            Ok(due)
         })
         .await
     }
