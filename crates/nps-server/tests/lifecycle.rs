@@ -1509,6 +1509,12 @@ async fn sigterm_lets_a_short_action_finish_and_kills_a_long_one_which_runs_agai
     );
     let slow_log = nps.log(slow).await;
     assert!(!contains(&slow_log, "failed"), "{slow_log:#?}");
+    // The log says why the first run stopped, rather than showing two
+    // runs of the same attempt one after the other.
+    assert!(
+        contains(&slow_log, "stopped: the server was stopping"),
+        "{slow_log:#?}"
+    );
 }
 
 /// A second signal while the server stops: it exits 1 at once, kills what

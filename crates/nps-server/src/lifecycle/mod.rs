@@ -355,8 +355,18 @@ impl Engine {
                 continue;
             };
             if result.is_err() && actions::killed_at_stop() {
-                // Killed by `stop`: not recorded, so it is not an attempt;
-                // it runs again at the next start.
+                // Killed by `stop`: not an attempt; it runs again at the next
+                // start. Said in the session's log, where its owner looks.
+                self.store
+                    .log(
+                        id,
+                        ActionLogType::Warn,
+                        format!(
+                            "{label} stopped: the server was stopping; it runs again, as \
+                             the same attempt, when the server starts"
+                        ),
+                    )
+                    .await?;
                 return Ok(());
             }
             match result {
