@@ -1659,6 +1659,14 @@ async fn a_hung_grant_does_not_hold_up_another_sessions_revocation() {
     // Within wait_for's 10 s, while the grant still has 20 s to go.
     nps.wait_for(plain, SessionStatus::Cancelled).await;
     assert_eq!(nps.get(grant).await.status, SessionStatus::Active);
+    // A second grant waits for the one start worker; ended meanwhile, it
+    // does not wait behind the first.
+    let queued = nps.create(named("Grant")).await.id;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lines(&began).len(), 1, "the second grant is still queued");
+    nps.api.delete_async(&queued).await.unwrap();
+    nps.wait_for(queued, SessionStatus::Cancelled).await;
+    assert_eq!(lines(&began).len(), 1, "the ended grant never ran");
     nps.api.delete_async(&grant).await.unwrap();
     nps.wait_for(grant, SessionStatus::Cancelled).await;
 }

@@ -253,19 +253,26 @@ impl Engine {
 
     /// Runs a session's pending work as far as it can go now.
     async fn run_session(self: &Arc<Self>, id: Uuid, phase: Phase) {
-        let pool = match phase {
-            Phase::Start => &self.start_permits,
-            Phase::End => &self.end_permits,
-        };
-        let Ok(_permit) = Arc::clone(pool).acquire_owned().await else {
-            return;
-        };
-        // Before the session is read: an end requested from now on is seen.
+        // Before the permit, and so before the session is read: an end
+        // requested from now on is seen. One requested while this waits
+        // for a start worker takes an end worker instead, rather than
+        // waiting behind grants.
         let ending = Arc::new(Notify::new());
         self.ending
             .lock()
             .expect("ending signals")
             .insert(id, Arc::clone(&ending));
+        let permit = match phase {
+            Phase::End => Arc::clone(&self.end_permits).acquire_owned().await,
+            Phase::Start => tokio::select! {
+                permit = Arc::clone(&self.start_permits).acquire_owned() => permit,
+                () = ending.notified() => Arc::clone(&self.end_permits).acquire_owned().await,
+            },
+        };
+        let Ok(_permit) = permit else {
+            self.ending.lock().expect("ending signals").remove(&id);
+            return;
+        };
         let advanced = self.advance(id, &ending).await;
         self.ending.lock().expect("ending signals").remove(&id);
         if let Err(e) = advanced {
