@@ -49,34 +49,32 @@ mod table;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use nps_client::{Client, Connection, DEFAULT_URL};
 
 use cli::{Cli, Command, Global};
 use credentials::{Credentials, Store};
 use failure::{Failure, Kind};
 
-/// The variables clap reads for flags. Set but empty (`NPS_URL=` in a
-/// script), clap took them as the flag given with no value ("a value is
-/// required for '--config-dir'", a flag nobody typed): empty is unset,
-/// as for NPS_TOKEN and NPS_PASSWORD.
-const FLAG_VARIABLES: [&str; 7] = [
-    "NPS_URL",
-    "NPS_REQUEST_TIMEOUT",
-    "NPS_OUTPUT",
-    "NPS_CA_CERT",
-    "NPS_CONFIG_DIR",
-    "NPS_LOGIN",
-    "NPS_MFA_CODE",
-];
-
-fn main() -> ExitCode {
-    for name in FLAG_VARIABLES {
+/// Set but empty (`NPS_URL=` in a script), a variable clap reads for a
+/// flag was taken as the flag given with no value ("a value is required
+/// for '--config-dir'", a flag nobody typed): empty is unset, as for
+/// NPS_TOKEN and NPS_PASSWORD. The variables are those the flags declare,
+/// so a new one is covered.
+fn unset_empty_flag_variables(command: &clap::Command) {
+    for name in command.get_arguments().filter_map(|a| a.get_env()) {
         if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
             // Single-threaded still: nothing else reads the environment.
             std::env::remove_var(name);
         }
     }
+    for sub in command.get_subcommands() {
+        unset_empty_flag_variables(sub);
+    }
+}
+
+fn main() -> ExitCode {
+    unset_empty_flag_variables(&Cli::command());
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
